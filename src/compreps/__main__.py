@@ -1,0 +1,3 @@
+from compreps.cli import main
+
+raise SystemExit(main())

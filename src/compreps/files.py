@@ -1,0 +1,101 @@
+"""Atomic writes, checkpoint I/O and clear errors for damaged result files.
+
+Every result file is written to a temporary name in the same folder, flushed to disk and
+then renamed over the target (``os.replace`` is atomic on POSIX), so a killed job never
+leaves a half-written checkpoint or HDF5 file behind under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class CompRepsError(Exception):
+    """An error meant for the user: the CLI prints its message alone, without a traceback."""
+
+
+# Which Snakemake rule rebuilds a result file, from its name (used in error messages).
+def rebuilding_rule(path: str | os.PathLike) -> str:
+    name = Path(path).name
+    if name.endswith(".h5"):
+        return "activations"
+    if name.endswith(".pt"):
+        stem = name[: -len(".pt")]
+        if stem == "base":
+            return "train_base (or import_base when base_checkpoint is set)"
+        for prefix, rule in (("coreset-", "train_coreset"), ("prune-", "prune"),
+                             ("quant-", "quantize")):
+            if stem.startswith(prefix):
+                return rule
+    return "the rule that wrote it"
+
+
+def damaged_file_error(path: str | os.PathLike, reason: str) -> CompRepsError:
+    """One clear message naming the file and the rule that rebuilds it."""
+    return CompRepsError(
+        f"{path} is truncated or corrupt ({reason}). Delete it and rerun the workflow; "
+        f"Snakemake's rule '{rebuilding_rule(path)}' rebuilds it "
+        f"(e.g. `snakemake --cores all --forcerun {path}`)."
+    )
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success fsync it and rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, Any]) -> None:
+    """Write ``{"state_dict", "meta"}`` atomically. ``meta`` must hold plain types only
+    (``torch.load`` defaults to ``weights_only=True`` since torch 2.6)."""
+    import torch
+
+    with atomic_write(path) as tmp:
+        torch.save({"state_dict": state_dict, "meta": meta}, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
+    """Return ``(state_dict, meta)``; a missing, truncated or foreign file raises one
+    :class:`CompRepsError` that names the file and the rule that rebuilds it."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise CompRepsError(f"checkpoint {path} does not exist (rule '{rebuilding_rule(path)}' "
+                            "writes it)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError/EOFError/UnpicklingError/zipfile errors
+        raise damaged_file_error(path, f"torch.load failed: {type(err).__name__}") from err
+    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
+        raise damaged_file_error(path, "not a compreps checkpoint: no state_dict/meta")
+    return payload["state_dict"], payload["meta"]
