@@ -1,0 +1,38 @@
+# compreps: do coresets, pruning and quantization preserve neural network representations?
+# All logic lives in the `compreps` package; this file loads and checks the config, includes
+# one rule file per stage and names the final targets.
+
+from snakemake.exceptions import WorkflowError
+
+from compreps.config import check_config
+from compreps.files import CompRepsError
+
+
+configfile: "config.yaml"
+
+
+try:
+    check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+except CompRepsError as err:
+    raise WorkflowError(str(err)) from None
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/compress.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        expand("results/checkpoints/{model}.pt", model=MODELS),
+        expand("results/activations/{model}.h5", model=MODELS),
+        "results/tables/accuracy.csv",
+        "results/tables/metrics.csv",
+        "results/tables/correlations.csv",
+        "results/tables/sensitivity.csv",
+        FIGURES,
+        "results/report.md",

@@ -1,0 +1,129 @@
+"""Bad input: each invalid config gives one message naming the key and the allowed values."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import ROOT, copy_workflow, run_snakemake, write_overlay
+
+from compreps.config import check_config, schema_errors
+from compreps.files import CompRepsError
+from compreps.models import layer_names
+
+
+@pytest.fixture(scope="module")
+def base_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def problems(config: dict) -> str:
+    with pytest.raises(CompRepsError) as info:
+        check_config(config)
+    return str(info.value)
+
+
+def with_value(config: dict, path: str, value) -> dict:
+    changed = copy.deepcopy(config)
+    node = changed
+    keys = path.split("/")
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return changed
+
+
+def test_shipped_config_and_presets_are_valid(base_config):
+    check_config(base_config)
+    for preset in sorted((ROOT / "presets").glob("*.yaml")):
+        merged = copy.deepcopy(base_config)
+        from compreps.config import _merge
+
+        _merge(merged, yaml.safe_load(preset.read_text()))
+        check_config(merged)
+
+
+def test_schema_layer_enum_is_the_models_module_names():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    assert schema["$defs"]["layers"]["items"]["enum"] == layer_names()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("train/epochs", 0, ["train/epochs", ">= 1"]),
+        ("train/epochs", -3, ["train/epochs", ">= 1"]),
+        ("prune/ratios/0", 1.5, ["prune/ratios/0", "> 0", "< 1"]),
+        ("prune/ratios/0", 0, ["prune/ratios/0", "> 0", "< 1"]),
+        ("quantize/bits/0", 9, ["quantize/bits/0", ">= 1", "<= 8"]),
+        ("quantize/bits/0", 0, ["quantize/bits/0", ">= 1", "<= 8"]),
+        ("coreset/fractions/0", 0, ["coreset/fractions/0", "> 0", "<= 1"]),
+        ("coreset/fractions/0", 1.2, ["coreset/fractions/0", "> 0", "<= 1"]),
+        ("data/dataset", "imagenet", ["data/dataset", "cifar10", "fashion_mnist"]),
+        ("model/arch", "vgg16", ["model/arch", "resnet18"]),
+        ("probe/metric_layers/0", "layer9", ["probe/metric_layers/0", "layer4.1.conv2", "fc"]),
+        ("probe/trajectory_layers/1", "lyr2", ["probe/trajectory_layers/1", "layer2"]),
+        ("quantize/scheme", "log2", ["quantize/scheme", "paper", "uniform", "per_channel"]),
+        ("metrics/reps/weights/decay", 1.4, ["metrics/reps/weights/decay", ">= 0", "<= 1"]),
+        ("metrics/reps/weights/alive", -0.1, ["metrics/reps/weights/alive", ">= 0", "<= 1"]),
+        ("metrics/gtfa/beta", 1.5, ["metrics/gtfa/beta", ">= 0", "<= 1"]),
+        ("metrics/gtfa/gamma", -0.2, ["metrics/gtfa/gamma", ">= 0", "<= 1"]),
+    ],
+)
+def test_bad_value_names_key_and_allowed_values(base_config, path, value, expected):
+    message = problems(with_value(base_config, path, value))
+    assert message.count("\n") == 1, message  # header line + exactly one problem
+    for fragment in expected:
+        assert fragment in message, (fragment, message)
+
+
+def test_reps_weights_must_sum_to_one(base_config):
+    config = with_value(base_config, "metrics/reps/weights/decay", 0.5)  # 0.15+0.05+0.35+0.5
+    message = problems(config)
+    assert "metrics/reps/weights" in message and "sum to 1" in message and "1.05" in message
+
+
+def test_unknown_key_lists_allowed_keys(base_config):
+    config = copy.deepcopy(base_config)
+    config["train"]["epoch"] = 3
+    message = problems(config)
+    assert "train" in message and "'epoch'" in message and "epochs" in message
+
+
+def test_missing_base_checkpoint_file(base_config, tmp_path):
+    config = with_value(base_config, "base_checkpoint", str(tmp_path / "nope.pt"))
+    message = problems(config)
+    assert "base_checkpoint" in message and "no such file" in message
+
+
+def test_base_checkpoint_that_does_not_fit_the_model(base_config, tmp_path):
+    import torch
+
+    from compreps.models import build_model
+
+    path = tmp_path / "narrow.pt"
+    torch.save(build_model(width=8).state_dict(), path)
+    config = with_value(base_config, "base_checkpoint", str(path))  # config width is 64
+    message = problems(config)
+    assert "base_checkpoint" in message and "does not fit" in message and "64" in message
+
+
+def test_valid_config_has_no_schema_errors(base_config):
+    assert schema_errors(base_config) == []
+
+
+def test_snakemake_stops_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    overlay = write_overlay(workdir, "bad.yaml", {"quantize": {"bits": [4, 12]}})
+    proc = run_snakemake(workdir, "--dry-run", "--configfile", "presets/ci.yaml", overlay,
+                         check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "config key quantize/bits/1 = 12 is not allowed" in output
+    assert "<= 8" in output
+    assert "Job stats" not in output and not (workdir / "results").exists()

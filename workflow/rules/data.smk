@@ -1,0 +1,40 @@
+rule prepare_data:
+    output:
+        "results/data/dataset.json",
+    params:
+        dataset=lookup(dpath="data/dataset", within=config),
+        root=lookup(dpath="data/root", within=config),
+        download=lookup(dpath="data/download", within=config),
+    log:
+        "results/logs/prepare_data.log",
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
+    conda:
+        ENV
+    shell:
+        "{PY} prepare-data --dataset {params.dataset} --data-root {params.root}"
+        " --download {params.download} --out {output} 2> {log}"
+
+
+rule coreset:
+    input:
+        rules.prepare_data.output,
+    output:
+        "results/coresets/coreset-{fraction}.csv",
+    params:
+        dataset=lookup(dpath="data/dataset", within=config),
+        root=lookup(dpath="data/root", within=config),
+        method=lookup(dpath="coreset/method", within=config),
+        seed=lookup(dpath="train/seed", within=config),
+    log:
+        "results/logs/coreset/coreset-{fraction}.log",
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
+    conda:
+        ENV
+    shell:
+        "{PY} coreset --dataset {params.dataset} --data-root {params.root}"
+        " --fraction {wildcards.fraction} --method {params.method} --seed {params.seed}"
+        " --out {output} 2> {log}"

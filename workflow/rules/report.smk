@@ -1,0 +1,52 @@
+rule figures:
+    input:
+        metrics="results/tables/metrics.csv",
+        accuracy="results/tables/accuracy.csv",
+        sensitivity="results/tables/sensitivity.csv",
+        activations=expand("results/activations/{model}.h5", model=MODELS),
+        checkpoints=expand("results/checkpoints/{model}.pt", model=MODELS),
+    output:
+        figure_outputs(),
+    params:
+        code=code_hash("figures"),
+    log:
+        "results/logs/figures.log",
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
+    conda:
+        ENV
+    shell:
+        "{PY} figures --metrics {input.metrics} --accuracy {input.accuracy}"
+        " --sensitivity {input.sensitivity} --activations-dir results/activations"
+        " --checkpoints-dir results/checkpoints --out-dir results/figures 2> {log}"
+
+
+rule report:
+    input:
+        accuracy="results/tables/accuracy.csv",
+        correlations="results/tables/correlations.csv",
+        sensitivity="results/tables/sensitivity.csv",
+        metrics="results/tables/metrics.csv",
+        figures=FIGURES,
+    output:
+        report(
+            "results/report.md",
+            caption="../report/report.rst",
+            category="Report",
+        ),
+    params:
+        config_json=json.dumps(config, sort_keys=True),
+        code=code_hash("report"),
+    log:
+        "results/logs/report.log",
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
+    conda:
+        ENV
+    shell:
+        "{PY} report --accuracy {input.accuracy} --correlations {input.correlations}"
+        " --sensitivity {input.sensitivity} --metrics {input.metrics}"
+        " --figures-dir results/figures --config-json {params.config_json:q}"
+        " --out {output} 2> {log}"
