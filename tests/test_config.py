@@ -120,8 +120,9 @@ def test_valid_config_has_no_schema_errors(base_config):
 def test_snakemake_stops_before_any_job(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     overlay = write_overlay(workdir, "bad.yaml", {"quantize": {"bits": [4, 12]}})
-    proc = run_snakemake(workdir, "--dry-run", "--configfile", "presets/ci.yaml", overlay,
-                         check=False)
+    proc = run_snakemake(
+        workdir, "--dry-run", "--configfile", "presets/ci.yaml", overlay, check=False
+    )
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert "config key quantize/bits/1 = 12 is not allowed" in output

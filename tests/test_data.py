@@ -1,4 +1,4 @@
-"""Dataset loaders, stratified selection and the ``prepare-data`` step (never touches the network)."""
+"""Dataset loaders, stratified selection and ``prepare-data``; no test touches the network."""
 
 from __future__ import annotations
 
@@ -331,7 +331,8 @@ def test_stratified_indices_size_uniqueness_proportions():
     rng = np.random.default_rng(123)
     counts = np.array([1200, 700, 350, 90, 13, 1])
     labels = rng.permutation(np.repeat(np.arange(6) * 3 + 2, counts))  # labels 2, 5, 8, ...
-    for n_select in (6, 97, 500, 2353, 2354):
+    assert np.bincount(labels[stratified_indices(labels, 6, seed=0)]).tolist()[2::3] == [1] * 6
+    for n_select in (97, 500, 2353, 2354):
         chosen = stratified_indices(labels, n_select, seed=42)
         assert chosen.dtype == np.int64 and chosen.size == n_select
         assert np.unique(chosen).size == n_select and np.all(np.diff(chosen) > 0)

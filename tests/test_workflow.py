@@ -15,8 +15,16 @@ pytestmark = pytest.mark.workflow
 
 CI_MODELS = ["base", "coreset-0.5", "coreset-0.1", "prune-0.5", "prune-0.9", "quant-4", "quant-2"]
 MODEL_RULES = {"train_base", "train_coreset", "import_base", "coreset", "prune", "quantize"}
-ANALYSIS_RULES = {"model_metrics", "metrics_table", "accuracy_table", "correlations",
-                  "sensitivity", "figures", "report", "all"}
+ANALYSIS_RULES = {
+    "model_metrics",
+    "metrics_table",
+    "accuracy_table",
+    "correlations",
+    "sensitivity",
+    "figures",
+    "report",
+    "all",
+}
 
 
 def test_ci_run_writes_every_output(ci_run):
@@ -25,8 +33,14 @@ def test_ci_run_writes_every_output(ci_run):
         assert (results / "checkpoints" / f"{model}.pt").stat().st_size > 0
         with h5py.File(results / "activations" / f"{model}.h5") as h5:
             assert h5.attrs["model"] == model
-            assert set(h5["probe/layers"]) == {"layer4.1.conv2", "fc", "layer1", "layer2",
-                                               "layer3", "layer4"}
+            assert set(h5["probe/layers"]) == {
+                "layer4.1.conv2",
+                "fc",
+                "layer1",
+                "layer2",
+                "layer3",
+                "layer4",
+            }
             assert h5["probe/indices"].shape == (60,)
         assert (results / "metrics" / f"{model}.csv").exists()
     accuracy = pd.read_csv(results / "tables" / "accuracy.csv")
@@ -35,8 +49,13 @@ def test_ci_run_writes_every_output(ci_run):
     assert accuracy["accuracy"].between(0, 1).all()
     for table in ("metrics", "correlations", "sensitivity"):
         assert len(pd.read_csv(results / "tables" / f"{table}.csv")) > 0
-    for name in ("fig1_weight_histograms", "fig2_representations", "accuracy_vs_level",
-                 "metric_vs_accuracy", "sensitivity_heatmap"):
+    for name in (
+        "fig1_weight_histograms",
+        "fig2_representations",
+        "accuracy_vs_level",
+        "metric_vs_accuracy",
+        "sensitivity_heatmap",
+    ):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 0
     report = (results / "report.md").read_text()
@@ -51,8 +70,22 @@ def test_finished_run_plans_nothing(ci_run):
 
 
 def test_metric_weight_change_reruns_only_analysis(ci_run):
-    overlay = write_overlay(ci_run, "weights.yaml", {"metrics": {"reps": {"weights": {
-        "effective_rank": 0.25, "alive": 0.25, "separation": 0.25, "decay": 0.25}}}})
+    overlay = write_overlay(
+        ci_run,
+        "weights.yaml",
+        {
+            "metrics": {
+                "reps": {
+                    "weights": {
+                        "effective_rank": 0.25,
+                        "alive": 0.25,
+                        "separation": 0.25,
+                        "decay": 0.25,
+                    }
+                }
+            }
+        },
+    )
     jobs = planned_jobs(ci_run, "--configfile", "presets/ci.yaml", overlay)
     assert jobs["model_metrics"] == len(CI_MODELS)
     assert {"metrics_table", "correlations", "sensitivity", "figures", "report"} <= set(jobs)
@@ -60,8 +93,9 @@ def test_metric_weight_change_reruns_only_analysis(ci_run):
 
 
 def test_gtfa_and_correlation_settings_reach_only_analysis(ci_run):
-    overlay = write_overlay(ci_run, "gtfa.yaml", {"metrics": {"gtfa": {"beta": 0.5}},
-                                                  "correlation": {"bootstrap": 50}})
+    overlay = write_overlay(
+        ci_run, "gtfa.yaml", {"metrics": {"gtfa": {"beta": 0.5}}, "correlation": {"bootstrap": 50}}
+    )
     jobs = planned_jobs(ci_run, "--configfile", "presets/ci.yaml", overlay)
     assert "model_metrics" in jobs and "correlations" in jobs
     assert set(jobs) <= ANALYSIS_RULES, jobs
@@ -72,8 +106,15 @@ def test_probe_change_reruns_activations_and_analysis_no_training(ci_run):
     jobs = planned_jobs(ci_run, "--configfile", "presets/ci.yaml", overlay)
     assert jobs.get("activations") == len(CI_MODELS)
     assert "report" in jobs and not set(jobs) & MODEL_RULES, jobs
-    overlay = write_overlay(ci_run, "layers.yaml", {"probe": {"trajectory_layers": [
-        "layer1", "layer2", "layer3", "layer4", "layer4.1", "fc"]}})
+    overlay = write_overlay(
+        ci_run,
+        "layers.yaml",
+        {
+            "probe": {
+                "trajectory_layers": ["layer1", "layer2", "layer3", "layer4", "layer4.1", "fc"]
+            }
+        },
+    )
     jobs = planned_jobs(ci_run, "--configfile", "presets/ci.yaml", overlay)
     assert jobs.get("activations") == len(CI_MODELS) and not set(jobs) & MODEL_RULES, jobs
 

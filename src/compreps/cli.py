@@ -35,8 +35,10 @@ STEPS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STEPS:
-        print("usage: python -m compreps <step> [options]\n\nsteps:\n  "
-              + "\n  ".join(sorted(STEPS)), file=sys.stderr)
+        print(
+            "usage: python -m compreps <step> [options]\n\nsteps:\n  " + "\n  ".join(sorted(STEPS)),
+            file=sys.stderr,
+        )
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     step, rest = argv[0], argv[1:]
     module = importlib.import_module(STEPS[step])

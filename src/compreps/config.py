@@ -58,7 +58,9 @@ def _message(error: jsonschema.ValidationError) -> str:
         return f"config key {key}: values must be unique, got {error.instance}"
     if error.validator in {"minItems", "maxItems"}:
         return f"config key {key}: {error.message}"
-    return f"config key {key} = {error.instance!r} is not allowed; allowed: {_allowed(error.schema)}"
+    return (
+        f"config key {key} = {error.instance!r} is not allowed; allowed: {_allowed(error.schema)}"
+    )
 
 
 def schema_errors(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> list[str]:
@@ -75,21 +77,26 @@ def semantic_errors(config: dict[str, Any], check_weights_file: bool = True) -> 
     total = sum(weights.values())
     if not math.isclose(total, 1.0, abs_tol=SUM_TOLERANCE):
         listed = ", ".join(f"{k}={v}" for k, v in weights.items())
-        problems.append(f"config key metrics/reps/weights: weights must each be in [0, 1] and sum "
-                        f"to 1, got {listed} (sum {total:g})")
+        problems.append(
+            f"config key metrics/reps/weights: weights must each be in [0, 1] and sum "
+            f"to 1, got {listed} (sum {total:g})"
+        )
     base = config.get("base_checkpoint")
     if base and check_weights_file:
         path = Path(base)
         if not path.is_file():
-            problems.append(f"config key base_checkpoint = {base!r}: no such file (give the path "
-                            "of a compreps checkpoint or a saved state dict, or null to train)")
+            problems.append(
+                f"config key base_checkpoint = {base!r}: no such file (give the path "
+                "of a compreps checkpoint or a saved state dict, or null to train)"
+            )
         else:
             from compreps.train import verify_base_checkpoint
 
             channels, classes = DATASET_SHAPES[config["data"]["dataset"]]
             try:
-                verify_base_checkpoint(path, config["model"]["arch"], config["model"]["width"],
-                                       channels, classes)
+                verify_base_checkpoint(
+                    path, config["model"]["arch"], config["model"]["width"], channels, classes
+                )
             except CompRepsError as err:
                 problems.append(f"config key base_checkpoint = {base!r}: {err}")
     return problems
@@ -105,8 +112,9 @@ def check_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="compreps check-config",
-                                     description="Validate a config file (and presets over it).")
+    parser = argparse.ArgumentParser(
+        prog="compreps check-config", description="Validate a config file (and presets over it)."
+    )
     parser.add_argument("configfiles", nargs="+", help="config.yaml, then presets to merge")
     args = parser.parse_args(argv[1:])
     config: dict[str, Any] = {}

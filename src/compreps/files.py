@@ -29,8 +29,11 @@ def rebuilding_rule(path: str | os.PathLike) -> str:
         stem = name[: -len(".pt")]
         if stem == "base":
             return "train_base (or import_base when base_checkpoint is set)"
-        for prefix, rule in (("coreset-", "train_coreset"), ("prune-", "prune"),
-                             ("quant-", "quantize")):
+        for prefix, rule in (
+            ("coreset-", "train_coreset"),
+            ("prune-", "prune"),
+            ("quant-", "quantize"),
+        ):
             if stem.startswith(prefix):
                 return rule
     return "the rule that wrote it"
@@ -90,8 +93,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
 
     path = Path(path)
     if not path.exists():
-        raise CompRepsError(f"checkpoint {path} does not exist (rule '{rebuilding_rule(path)}' "
-                            "writes it)")
+        raise CompRepsError(
+            f"checkpoint {path} does not exist (rule '{rebuilding_rule(path)}' writes it)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises RuntimeError/EOFError/UnpicklingError/zipfile errors

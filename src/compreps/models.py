@@ -43,8 +43,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, blocks: tuple[int, ...], width: int, in_channels: int,
-                 num_classes: int) -> None:
+    def __init__(
+        self, blocks: tuple[int, ...], width: int, in_channels: int, num_classes: int
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -73,8 +74,9 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def build_model(arch: str = "resnet18", width: int = 64, in_channels: int = 3,
-                num_classes: int = 10) -> nn.Module:
+def build_model(
+    arch: str = "resnet18", width: int = 64, in_channels: int = 3, num_classes: int = 10
+) -> nn.Module:
     """Build an untrained model. Only ``resnet18`` (CIFAR variant) is defined."""
     if arch != "resnet18":
         raise ValueError(f"unknown architecture {arch!r}; allowed: {', '.join(ARCHITECTURES)}")
@@ -96,8 +98,10 @@ def parse_model_id(model_id: str) -> tuple[str, float]:
         return "base", math.nan
     family, sep, level = model_id.partition("-")
     if not sep or family not in FAMILIES[1:]:
-        raise ValueError(f"bad model id {model_id!r}: expected base, coreset-<fraction>, "
-                         "prune-<ratio> or quant-<bits>")
+        raise ValueError(
+            f"bad model id {model_id!r}: expected base, coreset-<fraction>, "
+            "prune-<ratio> or quant-<bits>"
+        )
     return family, float(level)
 
 
@@ -115,7 +119,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model = build_model(meta["arch"], meta["width"], meta["in_channels"], meta["num_classes"])
         model.load_state_dict(state_dict)
     except (KeyError, RuntimeError) as err:
-        raise damaged_file_error(path, f"weights do not fit the model in its metadata: {err}")
+        raise damaged_file_error(
+            path, f"weights do not fit the model in its metadata: {err}"
+        ) from err
     if meta.get("activation_quant"):
         from compreps.quantize import attach_activation_quantization
 
@@ -131,13 +137,21 @@ def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, mean, std,
-                   device: str | torch.device = "cpu", batch_size: int = 500) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean,
+    std,
+    device: str | torch.device = "cpu",
+    batch_size: int = 500,
+) -> torch.Tensor:
     """Logits (float32, on CPU) for uint8 images, in large batches under ``inference_mode``."""
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
-        batch = normalize(images[start:start + batch_size].to(device, non_blocking=True), mean, std)
+        batch = normalize(
+            images[start : start + batch_size].to(device, non_blocking=True), mean, std
+        )
         outputs.append(model(batch).float().cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
 

@@ -4,6 +4,13 @@ rule activations:
         data=rules.prepare_data.output,
     output:
         "results/activations/{model}.h5",
+    log:
+        "results/logs/activations/{model}.log",
+    conda:
+        ENV
+    threads: job_threads("activations")
+    resources:
+        **job_resources("activations", gpu=True),
     params:
         dataset=lookup(dpath="data/dataset", within=config),
         root=lookup(dpath="data/root", within=config),
@@ -11,15 +18,8 @@ rule activations:
         seed=lookup(dpath="probe/seed", within=config),
         layers=PROBE_LAYERS,
         batch_size=lookup(dpath="probe/batch_size", within=config),
-    log:
-        "results/logs/activations/{model}.log",
-    threads: job_threads("activations")
-    resources:
-        **job_resources("activations", gpu=True),
-    conda:
-        ENV
     shell:
-        "{PY} activations --checkpoint {input.checkpoint} --dataset {params.dataset}"
+        "python -m compreps activations --checkpoint {input.checkpoint} --dataset {params.dataset}"
         " --data-root {params.root} --probe-size {params.size} --probe-seed {params.seed}"
         " --layers {params.layers} --batch-size {params.batch_size} --out {output} 2> {log}"
 
@@ -33,14 +33,14 @@ rule accuracy_table:
             caption="../report/accuracy.rst",
             category="Tables",
         ),
-    params:
-        code=code_hash("activations", "files"),
     log:
         "results/logs/tables/accuracy.log",
+    conda:
+        ENV
     threads: job_threads("analysis")
     resources:
         **job_resources("analysis"),
-    conda:
-        ENV
+    params:
+        code=code_hash("activations", "files"),
     shell:
-        "{PY} accuracy-table --activations {input} --out {output} 2> {log}"
+        "python -m compreps accuracy-table --activations {input} --out {output} 2> {log}"

@@ -6,7 +6,7 @@ from pathlib import Path
 ENV = "../../envs/compreps.yaml"
 # src/ first on the path: jobs run the checkout's code also inside a conda env (--sdm conda)
 # where compreps is not pip-installed; with an editable install both are the same files.
-PY = "PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} python -m compreps"
+shell.prefix("export PYTHONPATH=src${{PYTHONPATH:+:$PYTHONPATH}}; ")
 
 # Model ids: base, coreset-<fraction>, prune-<ratio>, quant-<bits> (str() of the config value).
 CORESETS = [f"coreset-{f}" for f in config["coreset"]["fractions"]]
@@ -17,7 +17,9 @@ MODELS = ["base"] + COMPRESSED
 
 # Layers dumped to HDF5: the metric layers, then the trajectory layers (ordered, unique).
 PROBE_LAYERS = list(
-    dict.fromkeys(config["probe"]["metric_layers"] + config["probe"]["trajectory_layers"])
+    dict.fromkeys(
+        config["probe"]["metric_layers"] + config["probe"]["trajectory_layers"]
+    )
 )
 FIGURE_NAMES = [
     "fig1_weight_histograms",
@@ -45,15 +47,19 @@ def figure_outputs():
         outputs += [report(png, caption=caption, category="Figures"), png[:-3] + "pdf"]
     return outputs
 
+
 wildcard_constraints:
     model=r"base|coreset-[0-9.]+|prune-[0-9.]+|quant-[0-9]+",
     fraction=r"[0-9.]+",
     ratio=r"[0-9.]+",
     bits=r"[0-9]+",
 
+
 # Module files of the package, for the analysis rules' code hashes.
 PACKAGE = Path(workflow.basedir) / "src" / "compreps"
-if not PACKAGE.is_dir():  # a copy of the workflow without src/: the installed package runs
+if (
+    not PACKAGE.is_dir()
+):  # a copy of the workflow without src/: the installed package runs
     import compreps
 
     PACKAGE = Path(compreps.__file__).parent

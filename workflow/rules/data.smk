@@ -1,19 +1,19 @@
 rule prepare_data:
     output:
         "results/data/dataset.json",
+    log:
+        "results/logs/prepare_data.log",
+    conda:
+        ENV
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
     params:
         dataset=lookup(dpath="data/dataset", within=config),
         root=lookup(dpath="data/root", within=config),
         download=lookup(dpath="data/download", within=config),
-    log:
-        "results/logs/prepare_data.log",
-    threads: job_threads("analysis")
-    resources:
-        **job_resources("analysis"),
-    conda:
-        ENV
     shell:
-        "{PY} prepare-data --dataset {params.dataset} --data-root {params.root}"
+        "python -m compreps prepare-data --dataset {params.dataset} --data-root {params.root}"
         " --download {params.download} --out {output} 2> {log}"
 
 
@@ -22,19 +22,19 @@ rule coreset:
         rules.prepare_data.output,
     output:
         "results/coresets/coreset-{fraction}.csv",
+    log:
+        "results/logs/coreset/coreset-{fraction}.log",
+    conda:
+        ENV
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
     params:
         dataset=lookup(dpath="data/dataset", within=config),
         root=lookup(dpath="data/root", within=config),
         method=lookup(dpath="coreset/method", within=config),
         seed=lookup(dpath="train/seed", within=config),
-    log:
-        "results/logs/coreset/coreset-{fraction}.log",
-    threads: job_threads("analysis")
-    resources:
-        **job_resources("analysis"),
-    conda:
-        ENV
     shell:
-        "{PY} coreset --dataset {params.dataset} --data-root {params.root}"
+        "python -m compreps coreset --dataset {params.dataset} --data-root {params.root}"
         " --fraction {wildcards.fraction} --method {params.method} --seed {params.seed}"
         " --out {output} 2> {log}"

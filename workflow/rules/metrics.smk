@@ -10,21 +10,21 @@ rule model_metrics:
         checkpoint="results/checkpoints/{model}.pt",
     output:
         "results/metrics/{model}.csv",
+    log:
+        "results/logs/metrics/{model}.log",
+    conda:
+        ENV
+    threads: job_threads("analysis")
+    resources:
+        **job_resources("analysis"),
     params:
         metric_layers=lookup(dpath="probe/metric_layers", within=config),
         trajectory_layers=lookup(dpath="probe/trajectory_layers", within=config),
         reps=lookup(dpath="metrics/reps", within=config),
         gtfa=lookup(dpath="metrics/gtfa", within=config),
         code=code_hash(*METRIC_MODULES),
-    log:
-        "results/logs/metrics/{model}.log",
-    threads: job_threads("analysis")
-    resources:
-        **job_resources("analysis"),
-    conda:
-        ENV
     shell:
-        "{PY} metrics --model-id {wildcards.model}"
+        "python -m compreps metrics --model-id {wildcards.model}"
         " --base-activations {input.base_activations} --activations {input.activations}"
         " --base-checkpoint {input.base_checkpoint} --checkpoint {input.checkpoint}"
         " --metric-layers {params.metric_layers}"
@@ -46,17 +46,17 @@ rule metrics_table:
             caption="../report/metrics.rst",
             category="Tables",
         ),
-    params:
-        code=code_hash(*METRIC_MODULES),
     log:
         "results/logs/tables/metrics.log",
+    conda:
+        ENV
     threads: job_threads("analysis")
     resources:
         **job_resources("analysis"),
-    conda:
-        ENV
+    params:
+        code=code_hash(*METRIC_MODULES),
     shell:
-        "{PY} metrics-table --inputs {input} --out {output} 2> {log}"
+        "python -m compreps metrics-table --inputs {input} --out {output} 2> {log}"
 
 
 rule correlations:
@@ -69,18 +69,18 @@ rule correlations:
             caption="../report/correlations.rst",
             category="Tables",
         ),
-    params:
-        correlation=lookup(dpath="correlation", within=config),
-        code=code_hash("correlate"),
     log:
         "results/logs/tables/correlations.log",
+    conda:
+        ENV
     threads: job_threads("analysis")
     resources:
         **job_resources("analysis"),
-    conda:
-        ENV
+    params:
+        correlation=lookup(dpath="correlation", within=config),
+        code=code_hash("correlate"),
     shell:
-        "{PY} correlate --metrics {input.metrics} --accuracy {input.accuracy}"
+        "python -m compreps correlate --metrics {input.metrics} --accuracy {input.accuracy}"
         " --bootstrap {params.correlation[bootstrap]}"
         " --confidence {params.correlation[confidence]}"
         " --seed {params.correlation[seed]} --out {output} 2> {log}"
@@ -96,16 +96,16 @@ rule sensitivity:
             caption="../report/sensitivity.rst",
             category="Tables",
         ),
-    params:
-        grid_step=lookup(dpath="sensitivity/grid_step", within=config),
-        code=code_hash("correlate"),
     log:
         "results/logs/tables/sensitivity.log",
+    conda:
+        ENV
     threads: job_threads("analysis")
     resources:
         **job_resources("analysis"),
-    conda:
-        ENV
+    params:
+        grid_step=lookup(dpath="sensitivity/grid_step", within=config),
+        code=code_hash("correlate"),
     shell:
-        "{PY} sensitivity --metrics {input.metrics} --accuracy {input.accuracy}"
+        "python -m compreps sensitivity --metrics {input.metrics} --accuracy {input.accuracy}"
         " --grid-step {params.grid_step} --out {output} 2> {log}"

@@ -7,17 +7,17 @@ rule figures:
         checkpoints=expand("results/checkpoints/{model}.pt", model=MODELS),
     output:
         figure_outputs(),
-    params:
-        code=code_hash("figures"),
     log:
         "results/logs/figures.log",
+    conda:
+        ENV
     threads: job_threads("analysis")
     resources:
         **job_resources("analysis"),
-    conda:
-        ENV
+    params:
+        code=code_hash("figures"),
     shell:
-        "{PY} figures --metrics {input.metrics} --accuracy {input.accuracy}"
+        "python -m compreps figures --metrics {input.metrics} --accuracy {input.accuracy}"
         " --sensitivity {input.sensitivity} --activations-dir results/activations"
         " --checkpoints-dir results/checkpoints --out-dir results/figures 2> {log}"
 
@@ -35,18 +35,18 @@ rule report:
             caption="../report/report.rst",
             category="Report",
         ),
-    params:
-        config_json=json.dumps(config, sort_keys=True),
-        code=code_hash("report"),
     log:
         "results/logs/report.log",
+    conda:
+        ENV
     threads: job_threads("analysis")
     resources:
         **job_resources("analysis"),
-    conda:
-        ENV
+    params:
+        config_json=json.dumps(config, sort_keys=True),
+        code=code_hash("report"),
     shell:
-        "{PY} report --accuracy {input.accuracy} --correlations {input.correlations}"
+        "python -m compreps report --accuracy {input.accuracy} --correlations {input.correlations}"
         " --sensitivity {input.sensitivity} --metrics {input.metrics}"
         " --figures-dir results/figures --config-json {params.config_json:q}"
         " --out {output} 2> {log}"
