@@ -95,19 +95,33 @@ def model_identity(meta: dict, checkpoint: Path) -> tuple[str, str, float]:
         try:
             family, level = parse_model_id(model_id)
         except ValueError as err:
-            raise damaged_file_error(checkpoint, f"no family/level in its metadata: {err}")
+            raise damaged_file_error(checkpoint, f"no family/level in its metadata: {err}") from err
     return model_id, family, (math.nan if family == "base" else level)
 
 
 def _progress(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr,
-                mininterval=0.5 if sys.stderr.isatty() else 10.0)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="img",
+        file=sys.stderr,
+        mininterval=0.5 if sys.stderr.isatty() else 10.0,
+    )
 
 
-def run_with_probe_hooks(model, images, mean, std, probe: np.ndarray, layers: list[str],
-                         device, batch_size: int, desc: str = "activations"):
+def run_with_probe_hooks(
+    model,
+    images,
+    mean,
+    std,
+    probe: np.ndarray,
+    layers: list[str],
+    device,
+    batch_size: int,
+    desc: str = "activations",
+):
     """One pass over ``images``: logits for every image, and each layer's output for the rows
     in ``probe`` (sorted indices), flattened per sample.
 
@@ -129,8 +143,10 @@ def run_with_probe_hooks(model, images, mean, std, probe: np.ndarray, layers: li
             if rows is None:
                 return
             if not isinstance(output, torch.Tensor):
-                raise CompRepsError(f"layer {name!r} returns {type(output).__name__}, "
-                                    "not a tensor; it cannot be probed")
+                raise CompRepsError(
+                    f"layer {name!r} returns {type(output).__name__}, "
+                    "not a tensor; it cannot be probed"
+                )
             shapes[name] = tuple(output.shape[1:])
             # Indexing copies, so a later in-place ReLU (e.g. after bn1) cannot alter the
             # captured values.
@@ -154,13 +170,23 @@ def run_with_probe_hooks(model, images, mean, std, probe: np.ndarray, layers: li
     finally:
         for handle in handles:
             handle.remove()
+    silent = [name for name, parts in captured.items() if not parts and len(probe)]
+    if silent:
+        raise CompRepsError(f"layer(s) {', '.join(silent)} never ran in the forward pass")
     layer_arrays = {name: torch.cat(parts).numpy() for name, parts in captured.items() if parts}
     return torch.cat(logits).numpy(), layer_arrays, shapes
 
 
-def write_dump(path: str | os.PathLike, *, labels: np.ndarray, logits: np.ndarray,
-               probe: np.ndarray, layers: dict[str, np.ndarray],
-               shapes: dict[str, tuple[int, ...]], attrs: dict[str, object]) -> None:
+def write_dump(
+    path: str | os.PathLike,
+    *,
+    labels: np.ndarray,
+    logits: np.ndarray,
+    probe: np.ndarray,
+    layers: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int, ...]],
+    attrs: dict[str, object],
+) -> None:
     """Write the HDF5 schema of architecture.md atomically (temp file, close, rename)."""
     import h5py
 
@@ -168,26 +194,41 @@ def write_dump(path: str | os.PathLike, *, labels: np.ndarray, logits: np.ndarra
         with h5py.File(tmp, "w") as h5:
             n = len(labels)
             block = max(1, min(n, ROW_BLOCK))
-            h5.create_dataset("labels", data=labels.astype(np.int64), chunks=(block,),
-                              compression=COMPRESSION)
-            h5.create_dataset("logits", data=logits.astype(np.float32),
-                              chunks=(block, logits.shape[1]), compression=COMPRESSION)
+            h5.create_dataset(
+                "labels", data=labels.astype(np.int64), chunks=(block,), compression=COMPRESSION
+            )
+            h5.create_dataset(
+                "logits",
+                data=logits.astype(np.float32),
+                chunks=(block, logits.shape[1]),
+                compression=COMPRESSION,
+            )
             group = h5.create_group("probe")
             group.create_dataset("indices", data=probe.astype(np.int64))
             group.create_dataset("labels", data=labels[probe].astype(np.int64))
             layer_group = group.create_group("layers")
             for name, values in layers.items():
                 dset = layer_group.create_dataset(
-                    name, data=values.astype(np.float32, copy=False),
-                    chunks=(1, values.shape[1]), compression=COMPRESSION)
+                    name,
+                    data=values.astype(np.float32, copy=False),
+                    chunks=(1, values.shape[1]),
+                    compression=COMPRESSION,
+                )
                 dset.attrs["shape"] = np.asarray(shapes[name], dtype=np.int64)
             for key in ATTRIBUTES:
                 h5.attrs[key] = attrs[key]
 
 
-def dump_activations(checkpoint: str | os.PathLike, dataset, probe_size: int, probe_seed: int,
-                     layers: Sequence[str], out: str | os.PathLike, batch_size: int = 500,
-                     device=None) -> dict[str, object]:
+def dump_activations(
+    checkpoint: str | os.PathLike,
+    dataset,
+    probe_size: int,
+    probe_seed: int,
+    layers: Sequence[str],
+    out: str | os.PathLike,
+    batch_size: int = 500,
+    device=None,
+) -> dict[str, object]:
     """Run the model of ``checkpoint`` over the test set of ``dataset`` (an ``ImageData``) and
     write ``out``. Returns the file attributes (accuracy, model, family, level, ...)."""
     import torch
@@ -202,26 +243,53 @@ def dump_activations(checkpoint: str | os.PathLike, dataset, probe_size: int, pr
     model, meta = load_model(checkpoint, device)
     layers = check_layers(layers, meta.get("arch", "resnet18"))
     if meta.get("dataset") not in (None, dataset.name):
-        raise CompRepsError(f"{checkpoint} was trained on {meta['dataset']!r}, "
-                            f"not on {dataset.name!r}")
+        raise CompRepsError(
+            f"{checkpoint} was trained on {meta['dataset']!r}, not on {dataset.name!r}"
+        )
     model_id, family, level = model_identity(meta, checkpoint)
     labels = dataset.test_labels.numpy().astype(np.int64)
     probe = probe_indices(labels, probe_size, probe_seed)
-    print(f"activations {model_id}: {len(labels)} test images, probe {len(probe)} "
-          f"(seed {probe_seed}), layers {' '.join(layers)}, on {describe_device(device)}",
-          file=sys.stderr)
+    print(
+        f"activations {model_id}: {len(labels)} test images, probe {len(probe)} "
+        f"(seed {probe_seed}), layers {' '.join(layers)}, on {describe_device(device)}",
+        file=sys.stderr,
+    )
     started = time.perf_counter()
     logits, layer_arrays, shapes = run_with_probe_hooks(
-        model, dataset.test_images, dataset.mean, dataset.std, probe, layers, device,
-        batch_size, desc=f"activations {model_id}")
+        model,
+        dataset.test_images,
+        dataset.mean,
+        dataset.std,
+        probe,
+        layers,
+        device,
+        batch_size,
+        desc=f"activations {model_id}",
+    )
     accuracy = float(np.mean(logits.argmax(1) == labels)) if len(labels) else math.nan
-    attrs = {"accuracy": accuracy, "model": model_id, "family": family, "level": float(level),
-             "checkpoint_sha256": sha256_file(checkpoint), "dataset": dataset.name}
-    write_dump(out, labels=labels, logits=logits, probe=probe, layers=layer_arrays,
-               shapes=shapes, attrs=attrs)
+    attrs = {
+        "accuracy": accuracy,
+        "model": model_id,
+        "family": family,
+        "level": float(level),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "dataset": dataset.name,
+    }
+    write_dump(
+        out,
+        labels=labels,
+        logits=logits,
+        probe=probe,
+        layers=layer_arrays,
+        shapes=shapes,
+        attrs=attrs,
+    )
     size_mb = Path(out).stat().st_size / 1e6
-    print(f"activations {model_id}: accuracy {accuracy:.4f}; wrote {out} ({size_mb:.1f} MB) "
-          f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"activations {model_id}: accuracy {accuracy:.4f}; wrote {out} ({size_mb:.1f} MB) "
+        f"in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     return attrs
 
 
@@ -241,8 +309,9 @@ def _open(path: Path):
     import h5py
 
     if not path.exists():
-        raise CompRepsError(f"activation file {path} does not exist "
-                            f"(rule '{rebuilding_rule(path)}' writes it)")
+        raise CompRepsError(
+            f"activation file {path} does not exist (rule '{rebuilding_rule(path)}' writes it)"
+        )
     try:
         return h5py.File(path, "r")
     except OSError as err:  # truncated, garbage, or not HDF5 at all
@@ -267,8 +336,7 @@ def read_attributes(path: str | os.PathLike) -> dict[str, object]:
         raise damaged_file_error(path, f"{type(err).__name__}: {err}") from err
 
 
-def read_activations(path: str | os.PathLike,
-                     layers: Iterable[str] | None = None) -> Activations:
+def read_activations(path: str | os.PathLike, layers: Iterable[str] | None = None) -> Activations:
     """Read a dump; ``layers=None`` reads every stored layer. A damaged file or a missing
     dataset raises one :class:`CompRepsError` naming the file and the rule that rebuilds it."""
     path = Path(path)
@@ -282,7 +350,8 @@ def read_activations(path: str | os.PathLike,
                 raise CompRepsError(
                     f"{path} holds no activations for layer(s) {', '.join(absent)} (it has: "
                     f"{', '.join(stored) or 'none'}); rerun rule '{rebuilding_rule(path)}' with "
-                    "them in probe.metric_layers or probe.trajectory_layers")
+                    "them in probe.metric_layers or probe.trajectory_layers"
+                )
             result = Activations(
                 path=path,
                 labels=h5["labels"][...],
@@ -315,8 +384,10 @@ def check_consistency(dump: Activations) -> None:
         if values.ndim != 2 or len(values) != n_probe:
             problems.append(f"layer {name} has shape {values.shape} for {n_probe} probe rows")
         elif math.prod(dump.layer_shapes[name]) != values.shape[1]:
-            problems.append(f"layer {name}: shape attribute {dump.layer_shapes[name]} does not "
-                            f"match {values.shape[1]} features")
+            problems.append(
+                f"layer {name}: shape attribute {dump.layer_shapes[name]} does not "
+                f"match {values.shape[1]} features"
+            )
     if problems:
         raise damaged_file_error(dump.path, "; ".join(problems))
 
@@ -344,10 +415,13 @@ def accuracy_table(paths: Iterable[str | os.PathLike]):
         raise CompRepsError(f"model(s) listed twice: {', '.join(duplicated)}")
     table["level"] = table["level"].astype(float)
     table["accuracy"] = table["accuracy"].astype(float)
-    signed_level = [-level if LEVEL_DESCENDING[family] else level
-                    for family, level in zip(table["family"], table["level"], strict=True)]
-    sort_key = pd.DataFrame({"family": table["family"].map(FAMILY_ORDER.index),
-                             "level": signed_level})
+    signed_level = [
+        -level if LEVEL_DESCENDING[family] else level
+        for family, level in zip(table["family"], table["level"], strict=True)
+    ]
+    sort_key = pd.DataFrame(
+        {"family": table["family"].map(FAMILY_ORDER.index), "level": signed_level}
+    )
     order = sort_key.sort_values(["family", "level"], kind="stable").index
     return table.loc[order].reset_index(drop=True)
 
@@ -367,7 +441,8 @@ def _activations_main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog=f"compreps {argv[0]}",
-        description="Dump test-set logits and probe-set layer activations of one model.")
+        description="Dump test-set logits and probe-set layer activations of one model.",
+    )
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--data-root", required=True)
@@ -378,14 +453,22 @@ def _activations_main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])
     data = load_dataset(args.dataset, args.data_root, download=False)
-    dump_activations(args.checkpoint, data, args.probe_size, args.probe_seed, args.layers,
-                     args.out, batch_size=args.batch_size)
+    dump_activations(
+        args.checkpoint,
+        data,
+        args.probe_size,
+        args.probe_seed,
+        args.layers,
+        args.out,
+        batch_size=args.batch_size,
+    )
     return 0
 
 
 def _accuracy_table_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog=f"compreps {argv[0]}", description="Collect the test accuracies (Table 1).")
+        prog=f"compreps {argv[0]}", description="Collect the test accuracies (Table 1)."
+    )
     parser.add_argument("--activations", nargs="+", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])

@@ -1,0 +1,285 @@
+"""``results/report.md``: this run's Tables 1-3 beside the paper's values, the figures, the run
+configuration and the software versions (``report`` step).
+
+The paper's values live in ``compreps/data/paper_values.csv`` (long format
+``table, row, column, value, source``), keyed as follows:
+
+- table ``1``: row = model id (``coreset-0.5``), column ``accuracy``;
+- table ``2``: row = ``<metric>:<scope>`` (``reps_weighted:all``), column ``plcc|srcc|krcc``;
+- table ``3``: row = configuration name (``paper_weights``), column ``plcc|srcc|krcc``.
+
+Only numbers that could be checked against the paper are stored there (here: two values from
+its abstract). Every other cell reads "not available" -- the report never invents a paper value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from compreps.correlate import SCOPES, read_table
+from compreps.files import CompRepsError, atomic_write
+
+PAPER_VALUES = Path(__file__).parent / "data" / "paper_values.csv"
+PAPER_TITLE = ("T. Shinde, A. K. Sharma: *Do coresets, pruning, and quantization preserve neural "
+               "network representations?* GRaM workshop at ICLR 2026 (PMLR vol. 326)")
+NOT_AVAILABLE = "not available"
+NOT_AVAILABLE_NOTE = (f"*{NOT_AVAILABLE}* = paper value not available in this repository "
+                      "(only the paper's abstract could be consulted; no number is invented).")
+SOFTWARE = ("torch", "numpy", "scipy", "pandas", "h5py", "matplotlib", "snakemake")
+FIGURES = (
+    ("fig1_weight_histograms", "Fig. 1: weight histograms (all Conv2d + Linear weights) of ORG, "
+     "C50, P50 and Q4, 256 bins, log counts."),
+    ("fig2_representations", "Fig. 2: effective rank at FC, dead-unit fraction and class "
+     "separation per layer, separation vs prediction agreement, eigenvalue decay at FC, and the "
+     "REPS, GTFA and linear-CKA trajectories over L1-L4, FC for ORG, C50, C10, P50, P90, Q4, Q2."),
+    ("accuracy_vs_level", "Test accuracy against compression level per family; the dashed line "
+     "is the base model (ORG)."),
+    ("metric_vs_accuracy", "REPS (weighted), GTFA, prediction agreement and weight similarity "
+     "against accuracy for every compressed model, coloured by family (crosses: degenerate)."),
+    ("sensitivity_heatmap", "PLCC of REPS recombined with simplex-grid weights, over "
+     "(w_separation, w_decay); left the best, right the worst PLCC over every split of the "
+     "remaining weight between w_effective_rank and w_alive. Star: the paper's weights "
+     "(0.15, 0.05, 0.35, 0.45); circle: equal weights."),
+)
+SUMMARY_METRICS = ("reps_weighted", "reps_equal", "gtfa", "cka_linear", "prediction_agreement",
+                   "weight_similarity")
+
+
+# --------------------------------------------------------------------------- paper values
+def load_paper_values(path: str | os.PathLike | None = None) -> dict:
+    """``{(table, row, column): (value, source)}`` from the paper-values CSV."""
+    frame = read_table(path or PAPER_VALUES, "paper values")
+    missing = {"table", "row", "column", "value", "source"} - set(frame.columns)
+    if missing:
+        raise CompRepsError(f"paper values lack column(s) {', '.join(sorted(missing))}")
+    return {
+        (str(row.table), str(row.row), str(row.column)): (float(row.value), str(row.source))
+        for row in frame.itertuples(index=False)
+    }
+
+
+def paper_cell(paper: dict, table: int, row: str, column: str) -> str:
+    entry = paper.get((str(table), row, column))
+    return NOT_AVAILABLE if entry is None else f"{entry[0]:.3f}"
+
+
+# --------------------------------------------------------------------------- formatting
+def fmt(value, digits: int = 3) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def fmt_p(value) -> str:
+    value = float(value)
+    if math.isnan(value):
+        return "–"
+    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def with_interval(row, coef: str) -> str:
+    point = fmt(row[coef])
+    if point == "–":
+        return point
+    return f"{point} [{fmt(row[f'{coef}_low'])}, {fmt(row[f'{coef}_high'])}]"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sections
+def accuracy_section(accuracy: pd.DataFrame, paper: dict) -> str:
+    base = accuracy.loc[accuracy["model"] == "base", "accuracy"]
+    base_acc = float(base.iloc[0]) if len(base) else math.nan
+    rows = []
+    for row in accuracy.itertuples(index=False):
+        drop = base_acc - float(row.accuracy)
+        rows.append([row.model, row.family, fmt(row.level, 2) if row.family != "base" else "–",
+                     fmt(row.accuracy, 4), fmt(drop, 4) if row.family != "base" else "–",
+                     paper_cell(paper, 1, row.model, "accuracy")])
+    table = markdown_table(["model", "family", "level", "accuracy", "drop (base − model)",
+                            "paper accuracy"], rows)
+    return "## Table 1: test accuracy\n\n" + table + "\n\n" + NOT_AVAILABLE_NOTE + "\n"
+
+
+def correlation_section(correlations: pd.DataFrame, paper: dict, config: dict) -> str:
+    corr_cfg = config.get("correlation", {}) if isinstance(config, dict) else {}
+    confidence = corr_cfg.get("confidence", "the configured")
+    bootstrap = corr_cfg.get("bootstrap", "the configured number of")
+    level = f"{float(confidence):.0%}" if isinstance(confidence, int | float) else confidence
+    parts = [
+        "## Table 2: correlation of each metric with accuracy\n",
+        "**Sign convention:** every model-level metric is correlated with the compressed "
+        "model's test accuracy, i.e. **minus its accuracy drop** (accuracy = base accuracy − "
+        "drop): a similarity that falls as the drop grows gets a *positive* coefficient, a "
+        "divergence a negative one. The paper's abstract speaks of correlation 'with accuracy "
+        "drops' without stating the sign, so compare magnitudes with its values. "
+        f"Brackets: {level} percentile bootstrap intervals over models ({bootstrap} "
+        "resamples). n = models used; excl. = models left out because the metric was NaN or "
+        "degenerate. Fewer than 3 models give no coefficient (–).\n",
+    ]
+    for scope in SCOPES:
+        rows_scope = correlations[correlations["scope"] == scope]
+        if rows_scope.empty:
+            continue
+        rows = []
+        for _, row in rows_scope.iterrows():
+            key = f"{row['metric']}:{scope}"
+            rows.append([row["metric"], f"{int(row['n'])} ({int(row['n_excluded'])})",
+                         with_interval(row, "plcc"), fmt_p(row["plcc_p"]),
+                         with_interval(row, "srcc"), with_interval(row, "krcc"),
+                         *(paper_cell(paper, 2, key, coef) for coef in ("plcc", "srcc", "krcc"))])
+        title = "all compressed models" if scope == "all" else f"{scope} models only"
+        parts.append(f"### Scope: {title}\n")
+        parts.append(markdown_table(
+            ["metric", "n (excl.)", "PLCC", "PLCC p", "SRCC", "KRCC", "paper PLCC",
+             "paper SRCC", "paper KRCC"], rows) + "\n")
+    parts.append(NOT_AVAILABLE_NOTE + "\n")
+    return "\n".join(parts)
+
+
+def sensitivity_section(sensitivity: pd.DataFrame, paper: dict) -> str:
+    named = sensitivity[sensitivity["config"] != "grid"]
+    grid = sensitivity[sensitivity["config"] == "grid"]
+    rows = [row for _, row in named.iterrows()]
+    if grid["plcc"].notna().any():
+        best = grid.loc[grid["plcc"].idxmax()].copy()
+        best["config"] = "best grid point (max PLCC)"
+        rows.append(best)
+    body = [[row["config"], fmt(row["w_effective_rank"], 2), fmt(row["w_alive"], 2),
+             fmt(row["w_separation"], 2), fmt(row["w_decay"], 2), int(row["n"]),
+             fmt(row["plcc"]), fmt(row["srcc"]), fmt(row["krcc"]),
+             *(paper_cell(paper, 3, row["config"], coef) for coef in ("plcc", "srcc", "krcc"))]
+            for row in rows]
+    table = markdown_table(["configuration", "w_e", "w_alive", "w_s", "w_d", "n", "PLCC", "SRCC",
+                            "KRCC", "paper PLCC", "paper SRCC", "paper KRCC"], body)
+    return (
+        "## Table 3: sensitivity of REPS to its component weights\n\n"
+        "REPS = w_e·s_e + w_alive·s_alive + w_s·s_s + w_d·s_d (eq. 13), recombined from the "
+        "model-level components and correlated with accuracy (= −drop) over all compressed "
+        f"models; {len(grid)} points of the simplex grid were evaluated. The paper's own six "
+        "weight configurations were **not available** here (only its abstract could be "
+        "consulted), so the named rows are: equal weights, the paper's REPS weights "
+        "(0.15, 0.05, 0.35, 0.45, as in `config.yaml`) and the four single components.\n\n"
+        + table + "\n\n" + NOT_AVAILABLE_NOTE + "\n"
+    )
+
+
+def metrics_section(metrics: pd.DataFrame) -> str:
+    rows = metrics[(metrics["layer"] == "model") & metrics["metric"].isin(SUMMARY_METRICS)]
+    if rows.empty:
+        return ""
+    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    order = list(dict.fromkeys(metrics["model"]))
+    wide = wide.reindex(index=[m for m in order if m in wide.index],
+                        columns=[m for m in SUMMARY_METRICS if m in wide.columns])
+    body = [[model, *(fmt(v) for v in values)] for model, values in wide.iterrows()]
+    return ("## Model-level metrics (averaged over the metric layers)\n\n"
+            + markdown_table(["model", *wide.columns], body) + "\n")
+
+
+def figures_section(figures_dir: Path, out: Path) -> str:
+    lines = ["## Figures\n"]
+    for name, caption in FIGURES:
+        png = figures_dir / f"{name}.png"
+        link = Path(os.path.relpath(png, out.parent)).as_posix()
+        pdf = link[: -len(".png")] + ".pdf"
+        if not png.is_file():
+            lines.append(f"- {caption} (*{name}.png was not written in this run*)\n")
+            continue
+        lines.append(f"![{name}]({link})\n\n{caption} ([PDF]({pdf}))\n")
+    return "\n".join(lines)
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in SOFTWARE:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def environment_section(config: dict) -> str:
+    versions = markdown_table(["software", "version"], [[k, v] for k, v in
+                                                        software_versions().items()])
+    return ("## Configuration of this run\n\n```json\n"
+            + json.dumps(config, indent=2, sort_keys=True) + "\n```\n\n"
+            "## Software versions\n\n" + versions + "\n")
+
+
+# --------------------------------------------------------------------------- entry points
+def _frame(value, what: str) -> pd.DataFrame:
+    return value if isinstance(value, pd.DataFrame) else read_table(value, what)
+
+
+def write_report(
+    accuracy: pd.DataFrame | str | os.PathLike,
+    correlations: pd.DataFrame | str | os.PathLike,
+    sensitivity: pd.DataFrame | str | os.PathLike,
+    metrics: pd.DataFrame | str | os.PathLike,
+    figures_dir: str | os.PathLike,
+    config: dict,
+    out: str | os.PathLike,
+    paper_values: str | os.PathLike | None = None,
+) -> Path:
+    """Write the Markdown report to ``out`` (atomically) and return its path."""
+    out = Path(out)
+    paper = load_paper_values(paper_values)
+    sections = [
+        "# compreps reproduction report\n",
+        f"Reproduction of {PAPER_TITLE}. This run's numbers stand beside the paper's where the "
+        "paper's value could be verified; correlations use the compressed models only.\n",
+        accuracy_section(_frame(accuracy, "accuracy table"), paper),
+        correlation_section(_frame(correlations, "correlation table"), paper, config),
+        sensitivity_section(_frame(sensitivity, "sensitivity table"), paper),
+        metrics_section(_frame(metrics, "metrics table")),
+        figures_section(Path(figures_dir), out),
+        environment_section(config),
+        "## Sources of the paper's values\n\n" + "\n".join(
+            f"- Table {t}, {r}, {c}: {v:.3f} — {s}" for (t, r, c), (v, s) in sorted(paper.items())
+        ) + "\n",
+    ]
+    text = "\n".join(section for section in sections if section)
+    with atomic_write(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """``report``: write results/report.md from the tables, figures and config."""
+    parser = argparse.ArgumentParser(prog=f"compreps {argv[0]}",
+                                     description="Write the Markdown reproduction report.")
+    parser.add_argument("--accuracy", required=True)
+    parser.add_argument("--correlations", required=True)
+    parser.add_argument("--sensitivity", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--figures-dir", required=True)
+    parser.add_argument("--config-json", default="{}", help="the run configuration as JSON")
+    parser.add_argument("--paper-values", default=None,
+                        help="CSV of the paper's values (default: the packaged one)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv[1:])
+    try:
+        config = json.loads(args.config_json)
+    except json.JSONDecodeError as err:
+        raise CompRepsError(f"--config-json is not valid JSON: {err}") from err
+    path = write_report(args.accuracy, args.correlations, args.sensitivity, args.metrics,
+                        args.figures_dir, config, args.out, args.paper_values)
+    print(f"report: wrote {path}", file=sys.stderr)
+    return 0
