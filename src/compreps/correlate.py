@@ -41,7 +41,15 @@ CORRELATION_COLUMNS = ["metric", "scope", "n", "n_excluded"] + [
     f"{coef}{suffix}" for coef in COEFFICIENTS for suffix in ("", "_low", "_high", "_p")
 ]
 SENSITIVITY_COLUMNS = [
-    "config", "w_effective_rank", "w_alive", "w_separation", "w_decay", "n", "plcc", "srcc", "krcc",
+    "config",
+    "w_effective_rank",
+    "w_alive",
+    "w_separation",
+    "w_decay",
+    "n",
+    "plcc",
+    "srcc",
+    "krcc",
 ]
 # Raw descriptors of a model alone: not comparisons with the base, so never correlated.
 RAW_DESCRIPTORS = ("effective_rank", "alive_fraction", "class_separation", "decay_slope")
@@ -115,8 +123,11 @@ def point_estimates(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        for coef, func in (("plcc", stats.pearsonr), ("srcc", stats.spearmanr),
-                           ("krcc", stats.kendalltau)):
+        for coef, func in (
+            ("plcc", stats.pearsonr),
+            ("srcc", stats.spearmanr),
+            ("krcc", stats.kendalltau),
+        ):
             result = func(x, y)
             out[coef] = float(result.statistic)
             out[f"{coef}_p"] = float(result.pvalue)
@@ -210,8 +221,12 @@ def correlation_table(
             valid = rows["value"].notna() & rows["accuracy"].notna() & ~rows["degenerate"]
             x = rows.loc[valid, "value"].to_numpy(float)
             y = rows.loc[valid, "accuracy"].to_numpy(float)
-            record = {"metric": metric, "scope": scope, "n": int(valid.sum()),
-                      "n_excluded": int((~valid).sum())}
+            record = {
+                "metric": metric,
+                "scope": scope,
+                "n": int(valid.sum()),
+                "n_excluded": int((~valid).sum()),
+            }
             record.update(point_estimates(x, y))
             record.update(bootstrap_intervals(x, y, n_bootstrap, confidence, seed))
             records.append(record)
@@ -235,15 +250,15 @@ def simplex_grid(step: float, dims: int = 4) -> np.ndarray:
     return grid
 
 
-def component_matrix(metrics_df: pd.DataFrame, accuracy_df: pd.DataFrame
-                     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def component_matrix(
+    metrics_df: pd.DataFrame, accuracy_df: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(models × 4) model-level REPS components, accuracy vector and model ids for the
     compressed models whose four components are all finite and not degenerate."""
     table = model_level_table(metrics_df, accuracy_df)
     table = table[table["metric"].isin(REPS_COMPONENTS)]
     values = table.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
-    flags = table.pivot_table(index="model", columns="metric", values="degenerate",
-                              aggfunc="any")
+    flags = table.pivot_table(index="model", columns="metric", values="degenerate", aggfunc="any")
     values = values.reindex(columns=list(REPS_COMPONENTS))
     flags = flags.reindex(columns=list(REPS_COMPONENTS)).fillna(True).astype(bool)
     accuracy = table.drop_duplicates("model").set_index("model")["accuracy"]
@@ -289,7 +304,7 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     with atomic_write(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
+        frame.to_csv(tmp, index=False, float_format="%.10g")
 
 
 def _parser(step: str) -> argparse.ArgumentParser:
@@ -319,8 +334,9 @@ def main(argv: list[str]) -> int:
     if step == "correlate":
         if args.bootstrap < 0:
             raise CompRepsError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-        table = correlation_table(metrics_df, accuracy_df, args.bootstrap, args.confidence,
-                                  args.seed)
+        table = correlation_table(
+            metrics_df, accuracy_df, args.bootstrap, args.confidence, args.seed
+        )
         summary = f"{len(table)} rows ({table['metric'].nunique()} metrics)"
     else:
         table = sensitivity_table(metrics_df, accuracy_df, args.grid_step)

@@ -45,21 +45,45 @@ FIGURE_NAMES = (
     "sensitivity_heatmap",
 )
 # (label, family, level) of the models each paper figure shows
-FIG1_MODELS = (("ORG", "base", None), ("C50", "coreset", 0.5), ("P50", "prune", 0.5),
-               ("Q4", "quant", 4))
-FIG2_MODELS = (("ORG", "base", None), ("C50", "coreset", 0.5), ("C10", "coreset", 0.1),
-               ("P50", "prune", 0.5), ("P90", "prune", 0.9), ("Q4", "quant", 4),
-               ("Q2", "quant", 2))
-LABEL_COLORS = {"ORG": "black", "C50": "tab:blue", "C10": "tab:cyan", "P50": "tab:orange",
-                "P90": "tab:red", "Q4": "tab:green", "Q2": "tab:olive"}
-FAMILY_COLORS = {"base": "black", "coreset": "tab:blue", "prune": "tab:orange",
-                 "quant": "tab:green"}
+FIG1_MODELS = (
+    ("ORG", "base", None),
+    ("C50", "coreset", 0.5),
+    ("P50", "prune", 0.5),
+    ("Q4", "quant", 4),
+)
+FIG2_MODELS = (
+    ("ORG", "base", None),
+    ("C50", "coreset", 0.5),
+    ("C10", "coreset", 0.1),
+    ("P50", "prune", 0.5),
+    ("P90", "prune", 0.9),
+    ("Q4", "quant", 4),
+    ("Q2", "quant", 2),
+)
+LABEL_COLORS = {
+    "ORG": "black",
+    "C50": "tab:blue",
+    "C10": "tab:cyan",
+    "P50": "tab:orange",
+    "P90": "tab:red",
+    "Q4": "tab:green",
+    "Q2": "tab:olive",
+}
+FAMILY_COLORS = {
+    "base": "black",
+    "coreset": "tab:blue",
+    "prune": "tab:orange",
+    "quant": "tab:green",
+}
 FAMILY_AXES = {"coreset": "coreset fraction", "prune": "pruning ratio", "quant": "bits"}
 DEFAULT_TRAJECTORY = ("layer1", "layer2", "layer3", "layer4", "fc")
 FC_LAYER = "fc"
-SCATTER_METRICS = (("reps_weighted", "REPS (weighted)"), ("gtfa", "GTFA"),
-                   ("prediction_agreement", "prediction agreement"),
-                   ("weight_similarity", "weight similarity"))
+SCATTER_METRICS = (
+    ("reps_weighted", "REPS (weighted)"),
+    ("gtfa", "GTFA"),
+    ("prediction_agreement", "prediction agreement"),
+    ("weight_similarity", "weight similarity"),
+)
 HIST_BINS = 256
 
 
@@ -105,8 +129,15 @@ def pick_models(model_ids: Iterable[str], wanted, figure: str) -> tuple[dict[str
 
 def note_missing(fig, missing: list[str]) -> None:
     if missing:
-        fig.text(0.01, 0.005, f"not in this run: {', '.join(missing)}", fontsize=8,
-                 color="dimgray", ha="left", va="bottom")
+        fig.text(
+            0.01,
+            0.005,
+            f"not in this run: {', '.join(missing)}",
+            fontsize=8,
+            color="dimgray",
+            ha="left",
+            va="bottom",
+        )
 
 
 # --------------------------------------------------------------------------- data access
@@ -116,7 +147,9 @@ def model_weights(checkpoint: Path) -> np.ndarray:
     parts = [
         tensor.detach().float().reshape(-1).numpy()
         for name, tensor in state_dict.items()
-        if name.endswith(".weight") and hasattr(tensor, "ndim") and tensor.ndim in (2, 4)
+        if name.endswith(".weight")
+        and hasattr(tensor, "ndim")
+        and tensor.ndim in (2, 4)
         and tensor.is_floating_point()
     ]
     if not parts:
@@ -126,19 +159,26 @@ def model_weights(checkpoint: Path) -> np.ndarray:
 
 def covariance_spectrum(activations: Path, layer: str = FC_LAYER) -> np.ndarray:
     """Eigenvalues (descending, normalised to sum 1) of the covariance of ``/probe/layers/<layer>``
-    in an activation file."""
+    in an activation file; empty when the file lacks that layer."""
     import h5py
 
     try:
         with h5py.File(activations, "r") as handle:
+            if f"probe/layers/{layer}" not in handle:
+                log(f"{activations} has no /probe/layers/{layer}: no eigenvalue curve")
+                return np.array([])
             features = np.asarray(handle[f"probe/layers/{layer}"][...], dtype=np.float64)
-    except (OSError, KeyError) as err:
-        raise CompRepsError(f"cannot read /probe/layers/{layer} from {activations}: {err}") from err
+    except OSError as err:
+        raise CompRepsError(
+            f"{activations} is truncated or corrupt ({err}); delete it and rerun the workflow "
+            "(rule 'activations' rebuilds it)"
+        ) from err
     features = features.reshape(features.shape[0], -1)
     if features.shape[0] < 2:
         return np.array([])
-    eigenvalues = np.linalg.eigvalsh(np.cov(features, rowvar=False).reshape(
-        features.shape[1], features.shape[1]))[::-1]
+    eigenvalues = np.linalg.eigvalsh(
+        np.cov(features, rowvar=False).reshape(features.shape[1], features.shape[1])
+    )[::-1]
     eigenvalues = np.clip(eigenvalues, 0.0, None)
     total = eigenvalues.sum()
     return eigenvalues / total if total > 0 else eigenvalues
@@ -149,8 +189,9 @@ def model_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def metric_value(metrics: pd.DataFrame, model: str, metric: str, layer: str) -> float:
-    rows = metrics[(metrics["model"] == model) & (metrics["metric"] == metric)
-                   & (metrics["layer"] == layer)]
+    rows = metrics[
+        (metrics["model"] == model) & (metrics["metric"] == metric) & (metrics["layer"] == layer)
+    ]
     return float(rows["value"].iloc[0]) if len(rows) else math.nan
 
 
@@ -183,10 +224,16 @@ def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
 
 
 def empty_panel(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9,
-            color="dimgray")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=9,
+        color="dimgray",
+    )
 
 
 # --------------------------------------------------------------------------- figures
@@ -194,10 +241,12 @@ def plot_weight_histograms(checkpoints_dir: Path):
     """Fig. 1: weight histograms of ORG, C50, P50, Q4 on one shared range (log counts)."""
     ids = sorted(p.stem for p in Path(checkpoints_dir).glob("*.pt"))
     found, missing = pick_models(ids, FIG1_MODELS, "fig1_weight_histograms")
-    weights = {label: model_weights(Path(checkpoints_dir) / f"{mid}.pt")
-               for label, mid in found.items()}
-    fig, axes = plt.subplots(1, len(FIG1_MODELS), figsize=(4 * len(FIG1_MODELS), 3.2),
-                             sharex=True, squeeze=False)
+    weights = {
+        label: model_weights(Path(checkpoints_dir) / f"{mid}.pt") for label, mid in found.items()
+    }
+    fig, axes = plt.subplots(
+        1, len(FIG1_MODELS), figsize=(4 * len(FIG1_MODELS), 3.2), sharex=True, squeeze=False
+    )
     if weights:
         low = min(float(w.min()) for w in weights.values())
         high = max(float(w.max()) for w in weights.values())
@@ -209,8 +258,9 @@ def plot_weight_histograms(checkpoints_dir: Path):
         values = weights[label]
         ax.hist(values, bins=edges, color=LABEL_COLORS[label], log=True)
         zero = float(np.mean(values == 0.0))
-        ax.set_title(f"{label} ({found[label]}), {values.size:,} weights\nzeros {zero:.1%}",
-                     fontsize=9)
+        ax.set_title(
+            f"{label} ({found[label]}), {values.size:,} weights\nzeros {zero:.1%}", fontsize=9
+        )
         ax.set_xlabel("weight value")
     axes[0][0].set_ylabel("count (log)")
     fig.suptitle("Weight distributions (all Conv2d + Linear weights, 256 bins)")
@@ -232,8 +282,9 @@ def _line_over_layers(ax, metrics, found, metric, layers, transform=None) -> Non
     ax.set_xticks(x, [layer_label(layer) for layer in layers])
 
 
-def plot_representations(metrics: pd.DataFrame, activations_dir: Path,
-                         layers: list[str] | None = None):
+def plot_representations(
+    metrics: pd.DataFrame, activations_dir: Path, layers: list[str] | None = None
+):
     """Fig. 2: eight panels of representation diagnostics for the paper's seven models."""
     found, missing = pick_models(metrics["model"], FIG2_MODELS, "fig2_representations")
     layers = trajectory_layers(metrics, layers)
@@ -255,13 +306,23 @@ def plot_representations(metrics: pd.DataFrame, activations_dir: Path,
     if {"class_separation", "prediction_agreement"} <= set(table.columns):
         for model_id, row in table.iterrows():
             family = parse_id(model_id)[0]
-            ax[3].scatter(row["prediction_agreement"], row["class_separation"], s=18,
-                          color=FAMILY_COLORS.get(family, "gray"),
-                          marker="*" if family == "base" else "o")
+            ax[3].scatter(
+                row["prediction_agreement"],
+                row["class_separation"],
+                s=18,
+                color=FAMILY_COLORS.get(family, "gray"),
+                marker="*" if family == "base" else "o",
+            )
         for label, model_id in found.items():
             if model_id in table.index:
-                ax[3].annotate(label, (table.loc[model_id, "prediction_agreement"],
-                                       table.loc[model_id, "class_separation"]), fontsize=7)
+                ax[3].annotate(
+                    label,
+                    (
+                        table.loc[model_id, "prediction_agreement"],
+                        table.loc[model_id, "class_separation"],
+                    ),
+                    fontsize=7,
+                )
         ax[3].set_xlabel("prediction agreement with ORG")
         ax[3].set_ylabel("class separation (model level)")
     else:
@@ -276,15 +337,22 @@ def plot_representations(metrics: pd.DataFrame, activations_dir: Path,
         spectrum = covariance_spectrum(path)
         spectrum = spectrum[spectrum > 0]
         if spectrum.size:
-            ax[4].loglog(np.arange(1, spectrum.size + 1), spectrum, marker=".",
-                         color=LABEL_COLORS[label], label=label)
+            ax[4].loglog(
+                np.arange(1, spectrum.size + 1),
+                spectrum,
+                marker=".",
+                color=LABEL_COLORS[label],
+                label=label,
+            )
     ax[4].set_title("(e) eigenvalue decay at FC")
     ax[4].set_xlabel("index")
     ax[4].set_ylabel("normalised eigenvalue")
 
-    for panel, (metric, title) in zip(ax[5:], (("reps_weighted", "(f) REPS"),
-                                               ("gtfa", "(g) GTFA"),
-                                               ("cka_linear", "(h) linear CKA")), strict=True):
+    for panel, (metric, title) in zip(
+        ax[5:],
+        (("reps_weighted", "(f) REPS"), ("gtfa", "(g) GTFA"), ("cka_linear", "(h) linear CKA")),
+        strict=True,
+    ):
         _line_over_layers(panel, metrics, found, metric, layers)
         panel.set_title(f"{title} trajectory")
         panel.set_ylabel("similarity to ORG")
@@ -301,12 +369,17 @@ def plot_accuracy_vs_level(accuracy: pd.DataFrame):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
     ids = list(accuracy["model"])
     base_id = find_model(ids, "base", None)
-    base_acc = (float(accuracy.loc[accuracy["model"] == base_id, "accuracy"].iloc[0])
-                if base_id else math.nan)
+    base_acc = (
+        float(accuracy.loc[accuracy["model"] == base_id, "accuracy"].iloc[0])
+        if base_id
+        else math.nan
+    )
     for ax, family in zip(axes, FAMILY_AXES, strict=True):
-        levels = [(parse_id(m)[1], acc) for m, acc in zip(accuracy["model"],
-                                                          accuracy["accuracy"], strict=True)
-                  if parse_id(m)[0] == family]
+        levels = [
+            (parse_id(m)[1], acc)
+            for m, acc in zip(accuracy["model"], accuracy["accuracy"], strict=True)
+            if parse_id(m)[0] == family
+        ]
         levels.sort()
         if levels:
             x, y = zip(*levels, strict=True)
@@ -330,8 +403,9 @@ def plot_metric_vs_accuracy(metrics: pd.DataFrame, accuracy: pd.DataFrame):
     rows = model_rows(metrics)
     rows = rows[rows["family"] != "base"]
     acc = accuracy.drop_duplicates("model").set_index("model")["accuracy"]
-    fig, axes = plt.subplots(1, len(SCATTER_METRICS), figsize=(4.2 * len(SCATTER_METRICS), 3.6),
-                             sharey=True)
+    fig, axes = plt.subplots(
+        1, len(SCATTER_METRICS), figsize=(4.2 * len(SCATTER_METRICS), 3.6), sharey=True
+    )
     for ax, (metric, title) in zip(axes, SCATTER_METRICS, strict=True):
         sel = rows[rows["metric"] == metric].copy()
         sel["accuracy"] = sel["model"].map(acc)
@@ -343,11 +417,21 @@ def plot_metric_vs_accuracy(metrics: pd.DataFrame, accuracy: pd.DataFrame):
         degenerate = as_bool(sel["degenerate"]) | sel["value"].isna()
         for family, group in sel.groupby("family"):
             bad = degenerate.loc[group.index]
-            ax.scatter(group.loc[~bad, "value"], group.loc[~bad, "accuracy"], s=22,
-                       color=FAMILY_COLORS.get(family, "gray"), label=family)
+            ax.scatter(
+                group.loc[~bad, "value"],
+                group.loc[~bad, "accuracy"],
+                s=22,
+                color=FAMILY_COLORS.get(family, "gray"),
+                label=family,
+            )
             if bad.any():
-                ax.scatter(group.loc[bad, "value"], group.loc[bad, "accuracy"], s=22,
-                           marker="x", color=FAMILY_COLORS.get(family, "gray"))
+                ax.scatter(
+                    group.loc[bad, "value"],
+                    group.loc[bad, "accuracy"],
+                    s=22,
+                    marker="x",
+                    color=FAMILY_COLORS.get(family, "gray"),
+                )
         good = sel[~degenerate]
         plcc = point_estimates(good["value"].to_numpy(float), good["accuracy"].to_numpy(float))
         ax.set_title(f"{title}\nPLCC {plcc['plcc']:.3f} (n={len(good)})", fontsize=10)
@@ -371,20 +455,39 @@ def plot_sensitivity_heatmap(sensitivity: pd.DataFrame):
     step = float(np.min(np.diff(steps))) if steps.size > 1 else 1.0
     parts = round(1.0 / step)
     cell = 1.0 / parts
+    keys = [
+        np.round(grid["w_separation"] * parts).astype(int).rename("i_s"),
+        np.round(grid["w_decay"] * parts).astype(int).rename("i_d"),
+    ]
+    images = {}
+    for how in ("max", "min"):
+        images[how] = np.full((parts + 1, parts + 1), np.nan)
+        for (i_s, i_d), value in grid["plcc"].groupby(keys).agg(how).items():
+            images[how][i_d, i_s] = value
+    # one colour scale for both panels, spanning the values (a fixed [-1, 1] hides differences)
+    low = float(np.nanmin(images["min"]))
+    high = max(float(np.nanmax(images["max"])), low + 1e-3)
     for ax, (how, title) in zip(axes, (("max", "best"), ("min", "worst")), strict=True):
-        image = np.full((parts + 1, parts + 1), np.nan)
-        keys = (np.round(grid["w_separation"] * parts).astype(int),
-                np.round(grid["w_decay"] * parts).astype(int))
-        agg = grid["plcc"].groupby(keys).agg(how)
-        for (i_s, i_d), value in agg.items():
-            image[i_d, i_s] = value
-        mesh = ax.imshow(image, origin="lower", cmap="viridis", vmin=-1, vmax=1,
-                         extent=(-cell / 2, 1 + cell / 2, -cell / 2, 1 + cell / 2))
+        mesh = ax.imshow(
+            images[how],
+            origin="lower",
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
+            extent=(-cell / 2, 1 + cell / 2, -cell / 2, 1 + cell / 2),
+        )
         for name, marker in (("paper_weights", "*"), ("equal", "o")):
             named = sensitivity[sensitivity["config"] == name]
             if len(named):
-                ax.scatter(named["w_separation"], named["w_decay"], marker=marker, s=90,
-                           color="red", edgecolor="white", label=name)
+                ax.scatter(
+                    named["w_separation"],
+                    named["w_decay"],
+                    marker=marker,
+                    s=90,
+                    color="red",
+                    edgecolor="white",
+                    label=name,
+                )
         ax.set_title(f"{title} PLCC over w_effective_rank/w_alive split", fontsize=10)
         ax.set_xlabel("w_separation")
         ax.legend(fontsize=8, loc="upper right")
@@ -416,7 +519,8 @@ def make_figures(
     builders = {
         "fig1_weight_histograms": lambda: plot_weight_histograms(Path(checkpoints_dir)),
         "fig2_representations": lambda: plot_representations(
-            metrics, Path(activations_dir), list(trajectory) if trajectory else None),
+            metrics, Path(activations_dir), list(trajectory) if trajectory else None
+        ),
         "accuracy_vs_level": lambda: plot_accuracy_vs_level(accuracy),
         "metric_vs_accuracy": lambda: plot_metric_vs_accuracy(metrics, accuracy),
         "sensitivity_heatmap": lambda: plot_sensitivity_heatmap(sensitivity),
@@ -430,17 +534,29 @@ def make_figures(
 
 def main(argv: list[str]) -> int:
     """``figures``: every figure from the tables, activation files and checkpoints."""
-    parser = argparse.ArgumentParser(prog=f"compreps {argv[0]}",
-                                     description="Write the paper's figures (PNG + PDF).")
+    parser = argparse.ArgumentParser(
+        prog=f"compreps {argv[0]}", description="Write the paper's figures (PNG + PDF)."
+    )
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--accuracy", required=True)
     parser.add_argument("--sensitivity", required=True)
     parser.add_argument("--activations-dir", required=True)
     parser.add_argument("--checkpoints-dir", required=True)
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--trajectory-layers", nargs="+", default=None,
-                        help="layers of the Fig. 2 trajectories (default: layer1-4, fc)")
+    parser.add_argument(
+        "--trajectory-layers",
+        nargs="+",
+        default=None,
+        help="layers of the Fig. 2 trajectories (default: layer1-4, fc)",
+    )
     args = parser.parse_args(argv[1:])
-    make_figures(args.metrics, args.accuracy, args.sensitivity, args.activations_dir,
-                 args.checkpoints_dir, args.out_dir, args.trajectory_layers)
+    make_figures(
+        args.metrics,
+        args.accuracy,
+        args.sensitivity,
+        args.activations_dir,
+        args.checkpoints_dir,
+        args.out_dir,
+        args.trajectory_layers,
+    )
     return 0

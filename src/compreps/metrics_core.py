@@ -74,7 +74,8 @@ class Spectrum:
 
 def _descending_eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values, vectors = np.linalg.eigh(matrix)
-    return values[::-1].copy(), vectors[:, ::-1]
+    # copies: negative strides would push the later products off the BLAS path
+    return values[::-1].copy(), np.ascontiguousarray(vectors[:, ::-1])
 
 
 def _clip_noise_floor(eigenvalues: np.ndarray, size: int) -> np.ndarray:
@@ -137,6 +138,24 @@ def alive_fraction(column_variances: np.ndarray, threshold: float = 0.01) -> Met
     return _metric(np.mean(variances >= threshold * mean))
 
 
+def _separation_ratio(between: float, within: float) -> Metric:
+    if within > 0:
+        return _metric(between / within)
+    return Metric(0.0, True) if between == 0 else NAN_DEGENERATE
+
+
+def _class_membership(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(index of each sample's class, c × n matrix of 1/|class| weights)``."""
+    labels = np.asarray(labels)
+    classes, index = np.unique(labels, return_inverse=True)
+    if classes.size < 2:
+        raise ValueError("class separation needs at least two classes in the probe set")
+    averaging = np.zeros((classes.size, labels.size))
+    averaging[index, np.arange(labels.size)] = 1.0
+    averaging /= averaging.sum(axis=1, keepdims=True)
+    return index, averaging
+
+
 def class_separation(x: np.ndarray, labels: np.ndarray) -> Metric:
     """Eq. 11 descriptor: mean pairwise distance between class centroids divided by the mean
     Euclidean distance of the samples to their own class centroid (pooled over all samples).
@@ -144,19 +163,29 @@ def class_separation(x: np.ndarray, labels: np.ndarray) -> Metric:
     Nothing separates and nothing spreads (both 0): 0, degenerate. Every class collapsed to its
     centroid but centroids apart (infinite ratio): NaN, degenerate. Fewer than 2 classes: error.
     """
-    labels = np.asarray(labels)
-    classes, index = np.unique(labels, return_inverse=True)
-    if classes.size < 2:
-        raise ValueError("class separation needs at least two classes in the probe set")
+    index, averaging = _class_membership(labels)
     x = np.asarray(x, dtype=np.float64)
-    onehot = np.zeros((classes.size, labels.size))
-    onehot[index, np.arange(labels.size)] = 1.0
-    centroids = (onehot @ x) / onehot.sum(axis=1, keepdims=True)
+    centroids = averaging @ x
     between = float(np.mean(pdist(centroids)))
     within = float(np.mean(np.linalg.norm(x - centroids[index], axis=1)))
-    if within > 0:
-        return _metric(between / within)
-    return Metric(0.0, True) if between == 0 else NAN_DEGENERATE
+    return _separation_ratio(between, within)
+
+
+def class_separation_from_gram(gram: np.ndarray, labels: np.ndarray) -> Metric:
+    """:func:`class_separation` from the Gram matrix ``X Xᵀ`` alone (O(n²), no pass over the
+    d features): ``‖x_i − μ_c‖² = G_ii − 2 (G Mᵀ)_ic + (M G Mᵀ)_cc`` with ``M`` the class
+    averaging matrix, and ``‖μ_a − μ_b‖² = C_aa + C_bb − 2 C_ab`` with ``C = M G Mᵀ``."""
+    index, averaging = _class_membership(labels)
+    to_centroids = gram @ averaging.T  # n × c: x_i · μ_c
+    centroid_gram = averaging @ to_centroids  # c × c: μ_a · μ_b
+    norms = np.diag(centroid_gram)
+    samples = np.arange(index.size)
+    within_sq = np.diag(gram) - 2 * to_centroids[samples, index] + norms[index]
+    pair_sq = norms[:, None] + norms[None, :] - 2 * centroid_gram
+    upper = np.triu_indices(norms.size, k=1)
+    between = float(np.mean(np.sqrt(np.maximum(pair_sq[upper], 0.0))))
+    within = float(np.mean(np.sqrt(np.maximum(within_sq, 0.0))))
+    return _separation_ratio(between, within)
 
 
 def decay_slope(eigenvalues: np.ndarray, top_m: int = 20) -> Metric:
@@ -213,13 +242,18 @@ def summarize_layer(
     spectrum = centred_spectrum(centred, top_k)
     n = x.shape[0]
     covariance_eigenvalues = spectrum.eigenvalues / max(n - 1, 1)
+    column_variances = np.einsum("ij,ij->j", centred, centred) / n
+    if spectrum.uses_gram:
+        separation = class_separation_from_gram(spectrum.gram, labels)
+    else:
+        separation = class_separation(centred, labels)
     return LayerSummary(
         raw=x,
         finite=True,
         spectrum=spectrum,
         effective_rank=effective_rank(spectrum.singular_values),
-        alive_fraction=alive_fraction(np.mean(centred * centred, axis=0), alive_threshold),
-        class_separation=class_separation(centred, labels),
+        alive_fraction=alive_fraction(column_variances, alive_threshold),
+        class_separation=separation,
         decay_slope=decay_slope(covariance_eigenvalues, decay_top_m),
     )
 
@@ -377,8 +411,15 @@ def output_metrics(base_logits: np.ndarray, model_logits: np.ndarray) -> dict[st
     """Table 2's output-level baselines and ``s_f`` over the whole test set."""
     z0 = np.asarray(base_logits, dtype=np.float64)
     z1 = np.asarray(model_logits, dtype=np.float64)
-    names = ("s_f", "prediction_agreement", "logits_cosine", "logits_l2", "kl_divergence",
-             "wasserstein", "probability_cosine")
+    names = (
+        "s_f",
+        "prediction_agreement",
+        "logits_cosine",
+        "logits_l2",
+        "kl_divergence",
+        "wasserstein",
+        "probability_cosine",
+    )
     if not (np.isfinite(z0).all() and np.isfinite(z1).all()):
         return dict.fromkeys(names, NAN_DEGENERATE)
     p0, p1 = softmax(z0), softmax(z1)

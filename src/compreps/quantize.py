@@ -78,14 +78,17 @@ def symmetric_int8_weight(weight: torch.Tensor) -> torch.Tensor:
 
     Same float32 arithmetic as ``MinMaxObserver._calculate_qparams`` and
     ``torch.quantize_per_tensor``: ``scale = max(max(|min|, |max|) / 127.5, eps)``,
-    ``q = clamp(round(w / scale), -128, 127)``, value ``q · scale``.
+    ``q = clamp(round(w · (1 / scale)), -128, 127)``, value ``q · scale``.
     """
     w = weight.detach().float()
     zero = torch.zeros((), dtype=w.dtype, device=w.device)
     max_abs = torch.maximum(-torch.minimum(w.min(), zero), torch.maximum(w.max(), zero))
     scale = max_abs / ((WEIGHT_QMAX - WEIGHT_QMIN) / 2)
     scale = torch.clamp(scale, min=FLOAT32_EPS)
-    return torch.clamp(torch.round(w / scale), WEIGHT_QMIN, WEIGHT_QMAX) * scale
+    # fbgemm's Quantize multiplies by the float32 reciprocal; w / scale can round the other way
+    # at the extreme (-127.5 -> -128 instead of -127).
+    inverse_scale = torch.reciprocal(scale)
+    return torch.clamp(torch.round(w * inverse_scale), WEIGHT_QMIN, WEIGHT_QMAX) * scale
 
 
 def distinct_values(tensor: torch.Tensor) -> int:

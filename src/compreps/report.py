@@ -29,29 +29,55 @@ from compreps.correlate import SCOPES, read_table
 from compreps.files import CompRepsError, atomic_write
 
 PAPER_VALUES = Path(__file__).parent / "data" / "paper_values.csv"
-PAPER_TITLE = ("T. Shinde, A. K. Sharma: *Do coresets, pruning, and quantization preserve neural "
-               "network representations?* GRaM workshop at ICLR 2026 (PMLR vol. 326)")
+PAPER_TITLE = (
+    "T. Shinde, A. K. Sharma: *Do coresets, pruning, and quantization preserve neural "
+    "network representations?* GRaM workshop at ICLR 2026 (PMLR vol. 326)"
+)
 NOT_AVAILABLE = "not available"
-NOT_AVAILABLE_NOTE = (f"*{NOT_AVAILABLE}* = paper value not available in this repository "
-                      "(only the paper's abstract could be consulted; no number is invented).")
+NOT_AVAILABLE_NOTE = (
+    f"*{NOT_AVAILABLE}* = paper value not available in this repository "
+    "(only the paper's abstract could be consulted; no number is invented)."
+)
 SOFTWARE = ("torch", "numpy", "scipy", "pandas", "h5py", "matplotlib", "snakemake")
 FIGURES = (
-    ("fig1_weight_histograms", "Fig. 1: weight histograms (all Conv2d + Linear weights) of ORG, "
-     "C50, P50 and Q4, 256 bins, log counts."),
-    ("fig2_representations", "Fig. 2: effective rank at FC, dead-unit fraction and class "
-     "separation per layer, separation vs prediction agreement, eigenvalue decay at FC, and the "
-     "REPS, GTFA and linear-CKA trajectories over L1-L4, FC for ORG, C50, C10, P50, P90, Q4, Q2."),
-    ("accuracy_vs_level", "Test accuracy against compression level per family; the dashed line "
-     "is the base model (ORG)."),
-    ("metric_vs_accuracy", "REPS (weighted), GTFA, prediction agreement and weight similarity "
-     "against accuracy for every compressed model, coloured by family (crosses: degenerate)."),
-    ("sensitivity_heatmap", "PLCC of REPS recombined with simplex-grid weights, over "
-     "(w_separation, w_decay); left the best, right the worst PLCC over every split of the "
-     "remaining weight between w_effective_rank and w_alive. Star: the paper's weights "
-     "(0.15, 0.05, 0.35, 0.45); circle: equal weights."),
+    (
+        "fig1_weight_histograms",
+        "Fig. 1: weight histograms (all Conv2d + Linear weights) of ORG, "
+        "C50, P50 and Q4, 256 bins, log counts.",
+    ),
+    (
+        "fig2_representations",
+        "Fig. 2: effective rank at FC, dead-unit fraction and class "
+        "separation per layer, separation vs prediction agreement, eigenvalue decay at FC, and the "
+        "REPS, GTFA and linear-CKA trajectories over L1-L4, FC for ORG, C50, C10, P50, P90, "
+        "Q4, Q2.",
+    ),
+    (
+        "accuracy_vs_level",
+        "Test accuracy against compression level per family; the dashed line "
+        "is the base model (ORG).",
+    ),
+    (
+        "metric_vs_accuracy",
+        "REPS (weighted), GTFA, prediction agreement and weight similarity "
+        "against accuracy for every compressed model, coloured by family (crosses: degenerate).",
+    ),
+    (
+        "sensitivity_heatmap",
+        "PLCC of REPS recombined with simplex-grid weights, over "
+        "(w_separation, w_decay); left the best, right the worst PLCC over every split of the "
+        "remaining weight between w_effective_rank and w_alive. Star: the paper's weights "
+        "(0.15, 0.05, 0.35, 0.45); circle: equal weights.",
+    ),
 )
-SUMMARY_METRICS = ("reps_weighted", "reps_equal", "gtfa", "cka_linear", "prediction_agreement",
-                   "weight_similarity")
+SUMMARY_METRICS = (
+    "reps_weighted",
+    "reps_equal",
+    "gtfa",
+    "cka_linear",
+    "prediction_agreement",
+    "weight_similarity",
+)
 
 
 # --------------------------------------------------------------------------- paper values
@@ -108,11 +134,19 @@ def accuracy_section(accuracy: pd.DataFrame, paper: dict) -> str:
     rows = []
     for row in accuracy.itertuples(index=False):
         drop = base_acc - float(row.accuracy)
-        rows.append([row.model, row.family, fmt(row.level, 2) if row.family != "base" else "–",
-                     fmt(row.accuracy, 4), fmt(drop, 4) if row.family != "base" else "–",
-                     paper_cell(paper, 1, row.model, "accuracy")])
-    table = markdown_table(["model", "family", "level", "accuracy", "drop (base − model)",
-                            "paper accuracy"], rows)
+        rows.append(
+            [
+                row.model,
+                row.family,
+                f"{float(row.level):g}" if row.family != "base" else "–",
+                fmt(row.accuracy, 4),
+                fmt(drop, 4) if row.family != "base" else "–",
+                paper_cell(paper, 1, row.model, "accuracy"),
+            ]
+        )
+    table = markdown_table(
+        ["model", "family", "level", "accuracy", "drop (base − model)", "paper accuracy"], rows
+    )
     return "## Table 1: test accuracy\n\n" + table + "\n\n" + NOT_AVAILABLE_NOTE + "\n"
 
 
@@ -139,15 +173,36 @@ def correlation_section(correlations: pd.DataFrame, paper: dict, config: dict) -
         rows = []
         for _, row in rows_scope.iterrows():
             key = f"{row['metric']}:{scope}"
-            rows.append([row["metric"], f"{int(row['n'])} ({int(row['n_excluded'])})",
-                         with_interval(row, "plcc"), fmt_p(row["plcc_p"]),
-                         with_interval(row, "srcc"), with_interval(row, "krcc"),
-                         *(paper_cell(paper, 2, key, coef) for coef in ("plcc", "srcc", "krcc"))])
+            rows.append(
+                [
+                    row["metric"],
+                    f"{int(row['n'])} ({int(row['n_excluded'])})",
+                    with_interval(row, "plcc"),
+                    fmt_p(row["plcc_p"]),
+                    with_interval(row, "srcc"),
+                    with_interval(row, "krcc"),
+                    *(paper_cell(paper, 2, key, coef) for coef in ("plcc", "srcc", "krcc")),
+                ]
+            )
         title = "all compressed models" if scope == "all" else f"{scope} models only"
         parts.append(f"### Scope: {title}\n")
-        parts.append(markdown_table(
-            ["metric", "n (excl.)", "PLCC", "PLCC p", "SRCC", "KRCC", "paper PLCC",
-             "paper SRCC", "paper KRCC"], rows) + "\n")
+        parts.append(
+            markdown_table(
+                [
+                    "metric",
+                    "n (excl.)",
+                    "PLCC",
+                    "PLCC p",
+                    "SRCC",
+                    "KRCC",
+                    "paper PLCC",
+                    "paper SRCC",
+                    "paper KRCC",
+                ],
+                rows,
+            )
+            + "\n"
+        )
     parts.append(NOT_AVAILABLE_NOTE + "\n")
     return "\n".join(parts)
 
@@ -160,13 +215,38 @@ def sensitivity_section(sensitivity: pd.DataFrame, paper: dict) -> str:
         best = grid.loc[grid["plcc"].idxmax()].copy()
         best["config"] = "best grid point (max PLCC)"
         rows.append(best)
-    body = [[row["config"], fmt(row["w_effective_rank"], 2), fmt(row["w_alive"], 2),
-             fmt(row["w_separation"], 2), fmt(row["w_decay"], 2), int(row["n"]),
-             fmt(row["plcc"]), fmt(row["srcc"]), fmt(row["krcc"]),
-             *(paper_cell(paper, 3, row["config"], coef) for coef in ("plcc", "srcc", "krcc"))]
-            for row in rows]
-    table = markdown_table(["configuration", "w_e", "w_alive", "w_s", "w_d", "n", "PLCC", "SRCC",
-                            "KRCC", "paper PLCC", "paper SRCC", "paper KRCC"], body)
+    body = [
+        [
+            row["config"],
+            fmt(row["w_effective_rank"], 2),
+            fmt(row["w_alive"], 2),
+            fmt(row["w_separation"], 2),
+            fmt(row["w_decay"], 2),
+            int(row["n"]),
+            fmt(row["plcc"]),
+            fmt(row["srcc"]),
+            fmt(row["krcc"]),
+            *(paper_cell(paper, 3, row["config"], coef) for coef in ("plcc", "srcc", "krcc")),
+        ]
+        for row in rows
+    ]
+    table = markdown_table(
+        [
+            "configuration",
+            "w_e",
+            "w_alive",
+            "w_s",
+            "w_d",
+            "n",
+            "PLCC",
+            "SRCC",
+            "KRCC",
+            "paper PLCC",
+            "paper SRCC",
+            "paper KRCC",
+        ],
+        body,
+    )
     return (
         "## Table 3: sensitivity of REPS to its component weights\n\n"
         "REPS = w_e·s_e + w_alive·s_alive + w_s·s_s + w_d·s_d (eq. 13), recombined from the "
@@ -175,7 +255,10 @@ def sensitivity_section(sensitivity: pd.DataFrame, paper: dict) -> str:
         "weight configurations were **not available** here (only its abstract could be "
         "consulted), so the named rows are: equal weights, the paper's REPS weights "
         "(0.15, 0.05, 0.35, 0.45, as in `config.yaml`) and the four single components.\n\n"
-        + table + "\n\n" + NOT_AVAILABLE_NOTE + "\n"
+        + table
+        + "\n\n"
+        + NOT_AVAILABLE_NOTE
+        + "\n"
     )
 
 
@@ -185,11 +268,16 @@ def metrics_section(metrics: pd.DataFrame) -> str:
         return ""
     wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
     order = list(dict.fromkeys(metrics["model"]))
-    wide = wide.reindex(index=[m for m in order if m in wide.index],
-                        columns=[m for m in SUMMARY_METRICS if m in wide.columns])
+    wide = wide.reindex(
+        index=[m for m in order if m in wide.index],
+        columns=[m for m in SUMMARY_METRICS if m in wide.columns],
+    )
     body = [[model, *(fmt(v) for v in values)] for model, values in wide.iterrows()]
-    return ("## Model-level metrics (averaged over the metric layers)\n\n"
-            + markdown_table(["model", *wide.columns], body) + "\n")
+    return (
+        "## Model-level metrics (averaged over the metric layers)\n\n"
+        + markdown_table(["model", *wide.columns], body)
+        + "\n"
+    )
 
 
 def figures_section(figures_dir: Path, out: Path) -> str:
@@ -216,11 +304,15 @@ def software_versions() -> dict[str, str]:
 
 
 def environment_section(config: dict) -> str:
-    versions = markdown_table(["software", "version"], [[k, v] for k, v in
-                                                        software_versions().items()])
-    return ("## Configuration of this run\n\n```json\n"
-            + json.dumps(config, indent=2, sort_keys=True) + "\n```\n\n"
-            "## Software versions\n\n" + versions + "\n")
+    versions = markdown_table(
+        ["software", "version"], [[k, v] for k, v in software_versions().items()]
+    )
+    return (
+        "## Configuration of this run\n\n```json\n"
+        + json.dumps(config, indent=2, sort_keys=True)
+        + "\n```\n\n"
+        "## Software versions\n\n" + versions + "\n"
+    )
 
 
 # --------------------------------------------------------------------------- entry points
@@ -251,9 +343,11 @@ def write_report(
         metrics_section(_frame(metrics, "metrics table")),
         figures_section(Path(figures_dir), out),
         environment_section(config),
-        "## Sources of the paper's values\n\n" + "\n".join(
+        "## Sources of the paper's values\n\n"
+        + "\n".join(
             f"- Table {t}, {r}, {c}: {v:.3f} — {s}" for (t, r, c), (v, s) in sorted(paper.items())
-        ) + "\n",
+        )
+        + "\n",
     ]
     text = "\n".join(section for section in sections if section)
     with atomic_write(out) as tmp:
@@ -263,23 +357,33 @@ def write_report(
 
 def main(argv: list[str]) -> int:
     """``report``: write results/report.md from the tables, figures and config."""
-    parser = argparse.ArgumentParser(prog=f"compreps {argv[0]}",
-                                     description="Write the Markdown reproduction report.")
+    parser = argparse.ArgumentParser(
+        prog=f"compreps {argv[0]}", description="Write the Markdown reproduction report."
+    )
     parser.add_argument("--accuracy", required=True)
     parser.add_argument("--correlations", required=True)
     parser.add_argument("--sensitivity", required=True)
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--figures-dir", required=True)
     parser.add_argument("--config-json", default="{}", help="the run configuration as JSON")
-    parser.add_argument("--paper-values", default=None,
-                        help="CSV of the paper's values (default: the packaged one)")
+    parser.add_argument(
+        "--paper-values", default=None, help="CSV of the paper's values (default: the packaged one)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])
     try:
         config = json.loads(args.config_json)
     except json.JSONDecodeError as err:
         raise CompRepsError(f"--config-json is not valid JSON: {err}") from err
-    path = write_report(args.accuracy, args.correlations, args.sensitivity, args.metrics,
-                        args.figures_dir, config, args.out, args.paper_values)
+    path = write_report(
+        args.accuracy,
+        args.correlations,
+        args.sensitivity,
+        args.metrics,
+        args.figures_dir,
+        config,
+        args.out,
+        args.paper_values,
+    )
     print(f"report: wrote {path}", file=sys.stderr)
     return 0

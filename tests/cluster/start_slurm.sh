@@ -190,6 +190,8 @@ ReturnToService=2
 MinJobAge=300
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG_DIR/jobcomp.log
+# sacct shows the rule name the plugin puts into --comment
+AccountingStoreFlags=job_comment
 $accounting
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_real State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP

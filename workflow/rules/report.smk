@@ -15,11 +15,13 @@ rule figures:
     resources:
         **job_resources("analysis"),
     params:
+        trajectory_layers=lookup(dpath="probe/trajectory_layers", within=config),
         code=code_hash("figures"),
     shell:
         "python -m compreps figures --metrics {input.metrics} --accuracy {input.accuracy}"
         " --sensitivity {input.sensitivity} --activations-dir results/activations"
-        " --checkpoints-dir results/checkpoints --out-dir results/figures 2> {log}"
+        " --checkpoints-dir results/checkpoints --out-dir results/figures"
+        " --trajectory-layers {params.trajectory_layers} 2> {log}"
 
 
 rule report:

@@ -1,0 +1,202 @@
+"""Time the metrics of N compressed models against base at the paper's probe size.
+
+Generated data, no files needed: for each model, activations of the paper's layers at width 64
+(200 probe samples × layer1 65,536 / layer2 32,768 / layer3 16,384 / layer4 8,192 /
+layer4.1.conv2 8,192 / fc 10 features), logits for 10,000 test images and ResNet-18 weights
+(11.2 M). The timed call is :func:`compreps.metrics.compare_models`, the same code path as the
+``metrics`` step after the files are read; base's decompositions are computed once (timed
+separately) and reused. ``--io`` also times reading one dump from an HDF5 file written like the
+``activations`` step (one sample per chunk, lzf).
+
+    .venv/bin/python benchmarks/metrics_speed.py [--models 24] [--threads 2] [--io]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAYER_WIDTHS = {  # features per probe sample at width 64 (CIFAR 32×32 input)
+    "layer4.1.conv2": 512 * 4 * 4,
+    "fc": 10,
+    "layer1": 64 * 32 * 32,
+    "layer2": 128 * 16 * 16,
+    "layer3": 256 * 8 * 8,
+    "layer4": 512 * 4 * 4,
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=24)
+    parser.add_argument("--probe", type=int, default=200)
+    parser.add_argument("--test-size", type=int, default=10_000)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
+    parser.add_argument("--io", action="store_true", help="also time reading one HDF5 dump")
+    return parser.parse_args(argv)
+
+
+def structured_activations(rng, n, d, labels, rank=60):
+    """Non-negative, low-rank-plus-noise, class-dependent activations (ReLU-like)."""
+    import numpy as np
+
+    basis = rng.standard_normal((rank, d), dtype=np.float32)
+    scores = rng.standard_normal((n, rank), dtype=np.float32) / np.arange(1, rank + 1) ** 0.7
+    scores[:, :10] += 2.0 * np.eye(10, dtype=np.float32)[labels % 10]
+    x = scores @ basis + 0.3 * rng.standard_normal((n, d), dtype=np.float32)
+    return np.maximum(x, 0, out=x)
+
+
+def perturbed(rng, x, scale):
+    import numpy as np
+
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noise *= scale * float(x.std())
+    return np.maximum(x + noise, 0)
+
+
+def make_outputs(layers, logits, labels, probe, name):
+    from compreps.activations import Activations
+
+    return Activations(
+        path=Path(f"<generated {name}>"),
+        labels=labels,
+        logits=logits,
+        probe_indices=probe,
+        probe_labels=labels[probe],
+        layers=layers,
+        layer_shapes={k: (v.shape[1],) for k, v in layers.items()},
+        attrs={"model": name},
+    )
+
+
+def base_weights(width):
+    import torch
+
+    from compreps.models import build_model, compressible_modules
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", width=width)
+    return {n: m.weight.detach().numpy().ravel().copy() for n, m in compressible_modules(model)}
+
+
+def time_hdf5_read(outputs):
+    import h5py
+
+    from compreps.activations import read_activations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.h5"
+        with h5py.File(path, "w") as h5:
+            h5["labels"] = outputs.labels
+            h5["logits"] = outputs.logits
+            h5["probe/indices"] = outputs.probe_indices
+            h5["probe/labels"] = outputs.probe_labels
+            for name, values in outputs.layers.items():
+                dset = h5.create_dataset(
+                    f"probe/layers/{name}",
+                    data=values,
+                    chunks=(1, values.shape[1]),
+                    compression="lzf",
+                )
+                dset.attrs["shape"] = [values.shape[1]]
+            h5.attrs.update(
+                accuracy=0.9,
+                model="prune-0.5",
+                family="prune",
+                level=0.5,
+                checkpoint_sha256="0",
+                dataset="cifar10",
+            )
+        size_mb = path.stat().st_size / 2**20
+        start = time.perf_counter()
+        read_activations(path, list(outputs.layers))
+        return time.perf_counter() - start, size_mb
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    import numpy as np  # after the thread settings
+
+    from compreps.metrics import Reference, compare_models, summarize
+    from compreps.metrics_core import Metric, MetricSettings, compare_layer
+
+    rng = np.random.default_rng(0)
+    n_classes = 10
+    labels = np.arange(args.test_size) % n_classes
+    probe = np.sort(rng.choice(args.test_size, args.probe, replace=False))
+    settings = MetricSettings()
+    base_layers = {
+        name: structured_activations(rng, args.probe, d, labels[probe])
+        for name, d in LAYER_WIDTHS.items()
+    }
+    base_logits = rng.standard_normal((args.test_size, n_classes), dtype=np.float32) * 4
+    weights0 = base_weights(args.width)
+    reference = Reference(make_outputs(base_layers, base_logits, labels, probe, "base"), weights0)
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, BLAS threads "
+        f"{args.threads or 'default'}, load average {os.getloadavg()[0]:.2f}; numpy "
+        f"{np.__version__}",
+    )
+    print(
+        f"data: {args.models} models, probe {args.probe}, test set {args.test_size}, layers "
+        + ", ".join(f"{k} {v}" for k, v in LAYER_WIDTHS.items())
+        + f", {sum(w.size for w in weights0.values()) / 1e6:.1f} M weights"
+    )
+    start = time.perf_counter()
+    for layer in settings.layers:
+        reference.summary(layer, settings)
+    base_time = time.perf_counter() - start
+    print(f"base decompositions (once): {base_time:.2f} s")
+
+    total = 0.0
+    per_layer = dict.fromkeys(settings.layers, 0.0)
+    for i in range(args.models):
+        scale = 0.1 + 0.05 * i
+        layers = {name: perturbed(rng, x, scale) for name, x in base_layers.items()}
+        logits = base_logits + scale * rng.standard_normal(base_logits.shape, dtype=np.float32)
+        weights = {
+            k: w + scale * float(w.std()) * rng.standard_normal(w.size, dtype=np.float32)
+            for k, w in weights0.items()
+        }
+        outputs = make_outputs(layers, logits, labels, probe, f"model-{i}")
+        start = time.perf_counter()
+        frame = compare_models("prune-0.5", reference, outputs, weights, settings)
+        total += time.perf_counter() - start
+        for layer in settings.layers:  # the per-layer share, timed separately
+            start = time.perf_counter()
+            compare_layer(
+                reference.summary(layer, settings),
+                summarize(outputs, layer, settings),
+                Metric(1.0),
+                Metric(1.0),
+                settings,
+            )
+            per_layer[layer] += time.perf_counter() - start
+        assert frame["value"].notna().all()
+    print(
+        f"compare_models, {args.models} models: total {total:.2f} s "
+        f"({total / args.models:.2f} s per model); with base: {total + base_time:.2f} s"
+    )
+    print(
+        "per layer (summary + comparison, summed over models): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in per_layer.items())
+    )
+    if args.io:
+        seconds, size_mb = time_hdf5_read(outputs)
+        print(f"reading one dump ({size_mb:.0f} MB, lzf, 1 sample per chunk): {seconds:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

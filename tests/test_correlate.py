@@ -1,0 +1,280 @@
+"""Correlation (Table 2) and sensitivity (Table 3) tables against scipy on synthetic tables."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from math import comb
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from compreps import correlate
+from compreps.files import CompRepsError
+
+LEVELS = {
+    "coreset": [0.8, 0.5, 0.3, 0.1, 0.05, 0.01],
+    "prune": [0.1, 0.3, 0.5, 0.7, 0.9],
+    "quant": [8, 6, 4, 3, 2, 1],
+}
+COMPONENTS = ("s_e", "s_alive", "s_s", "s_d")
+
+
+def synthetic_tables(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Model-level rows for base + 17 compressed models: similarities fall with the drop,
+    a divergence rises with it; plus per-layer rows and raw descriptors that must be ignored."""
+    rng = np.random.default_rng(seed)
+    models = [("base", "base", math.nan)] + [
+        (f"{family}-{level}", family, float(level))
+        for family, levels in LEVELS.items()
+        for level in levels
+    ]
+    metric_rows, accuracy_rows = [], []
+    for model, family, level in models:
+        drop = 0.0 if family == "base" else float(rng.uniform(0.0, 0.5))
+        accuracy_rows.append((model, family, level, 0.9 - drop))
+        values = {
+            "reps_weighted": 1.0 - drop + rng.normal(0, 0.05),
+            "gtfa": 1.0 - 0.5 * drop + rng.normal(0, 0.1),
+            "kl_divergence": 2.0 * drop + rng.normal(0, 0.05),
+            "effective_rank": rng.uniform(1, 10),
+            **{
+                name: 1.0 - drop * rng.uniform(0.5, 1.5) + rng.normal(0, 0.05)
+                for name in COMPONENTS
+            },
+        }
+        for metric, value in values.items():
+            metric_rows.append((model, family, level, "model", metric, value, False))
+            metric_rows.append((model, family, level, "fc", metric, rng.normal(), False))
+    metrics = pd.DataFrame(metric_rows, columns=correlate.METRIC_COLUMNS)
+    accuracy = pd.DataFrame(accuracy_rows, columns=correlate.ACCURACY_COLUMNS)
+    return metrics, accuracy
+
+
+def vectors(metrics, accuracy, metric, family=None):
+    rows = metrics[
+        (metrics["layer"] == "model")
+        & (metrics["metric"] == metric)
+        & (metrics["family"] != "base")
+    ]
+    if family:
+        rows = rows[rows["family"] == family]
+    acc = accuracy.set_index("model")["accuracy"]
+    return rows["value"].to_numpy(float), rows["model"].map(acc).to_numpy(float)
+
+
+def row(table, metric, scope):
+    return table[(table["metric"] == metric) & (table["scope"] == scope)].iloc[0]
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return synthetic_tables()
+
+
+@pytest.fixture(scope="module")
+def corr(tables):
+    return correlate.correlation_table(*tables, n_bootstrap=300, seed=7)
+
+
+def test_columns_and_rows(corr):
+    assert list(corr.columns) == correlate.CORRELATION_COLUMNS
+    # raw descriptors are never correlated; each metric gets the four scopes
+    assert "effective_rank" not in set(corr["metric"])
+    assert len(corr) == 7 * 4
+    assert set(corr["scope"]) == {"all", "coreset", "prune", "quant"}
+    assert row(corr, "gtfa", "all")["n"] == 17  # base excluded
+    assert row(corr, "gtfa", "prune")["n"] == 5
+
+
+@pytest.mark.parametrize(
+    "metric,scope", [("gtfa", "all"), ("kl_divergence", "quant"), ("reps_weighted", "coreset")]
+)
+def test_coefficients_equal_scipy(tables, corr, metric, scope):
+    x, y = vectors(*tables, metric, None if scope == "all" else scope)
+    got = row(corr, metric, scope)
+    for coef, func in (
+        ("plcc", stats.pearsonr),
+        ("srcc", stats.spearmanr),
+        ("krcc", stats.kendalltau),
+    ):
+        expected = func(x, y)
+        assert got[coef] == pytest.approx(expected.statistic, abs=1e-12)
+        assert got[f"{coef}_p"] == pytest.approx(expected.pvalue, rel=1e-9)
+
+
+def test_sign_convention(corr):
+    # similarities fall as the drop grows -> positive; a divergence rises -> negative
+    assert row(corr, "reps_weighted", "all")["plcc"] > 0.9
+    assert row(corr, "kl_divergence", "all")["plcc"] < -0.9
+    assert row(corr, "kl_divergence", "all")["srcc"] < -0.8
+
+
+def test_bootstrap_interval_contains_estimate_and_is_seeded(tables, corr):
+    for _, r in corr[corr["scope"] == "all"].iterrows():
+        for coef in correlate.COEFFICIENTS:
+            assert r[f"{coef}_low"] <= r[coef] <= r[f"{coef}_high"]
+    again = correlate.correlation_table(*tables, n_bootstrap=300, seed=7)
+    pd.testing.assert_frame_equal(corr, again)
+    other = correlate.correlation_table(*tables, n_bootstrap=300, seed=8)
+    assert not np.allclose(corr["plcc_low"], other["plcc_low"])
+    # wider confidence, wider interval
+    wide = correlate.correlation_table(*tables, n_bootstrap=300, confidence=0.99, seed=7)
+    assert (
+        wide["plcc_high"] - wide["plcc_low"] >= corr["plcc_high"] - corr["plcc_low"] - 1e-12
+    ).all()
+
+
+def test_bootstrap_percentiles_match_a_plain_loop():
+    """The vectorised resampling equals a loop over scipy calls with the same draws."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, size=9).astype(float)  # ties, and some constant resamples
+    y = x + rng.integers(0, 3, size=9)
+    got = correlate.bootstrap_intervals(x, y, 200, 0.9, seed=11)
+    index = np.random.default_rng(11).integers(0, x.size, size=(200, x.size))
+    for coef, func in (
+        ("plcc", stats.pearsonr),
+        ("srcc", stats.spearmanr),
+        ("krcc", stats.kendalltau),
+    ):
+        values = []
+        for idx in index:
+            xs, ys = x[idx], y[idx]
+            if np.ptp(xs) == 0 or np.ptp(ys) == 0:
+                continue
+            values.append(func(xs, ys).statistic)
+        low, high = np.percentile(values, [5, 95])
+        assert got[f"{coef}_low"] == pytest.approx(low, abs=1e-12)
+        assert got[f"{coef}_high"] == pytest.approx(high, abs=1e-12)
+
+
+def test_nan_and_degenerate_excluded_and_counted(tables):
+    metrics, accuracy = tables
+    metrics = metrics.copy()
+    sel = (metrics["layer"] == "model") & (metrics["metric"] == "gtfa")
+    metrics.loc[sel & (metrics["model"] == "prune-0.3"), "value"] = np.nan
+    metrics.loc[sel & (metrics["model"] == "quant-2"), "degenerate"] = True
+    table = correlate.correlation_table(metrics, accuracy, n_bootstrap=50)
+    got = row(table, "gtfa", "all")
+    assert (got["n"], got["n_excluded"]) == (15, 2)
+    assert (row(table, "gtfa", "prune")["n"], row(table, "gtfa", "prune")["n_excluded"]) == (4, 1)
+    keep = sel & ~metrics["model"].isin(["base", "prune-0.3", "quant-2"])
+    x = metrics.loc[keep, "value"].to_numpy(float)
+    y = metrics.loc[keep, "model"].map(accuracy.set_index("model")["accuracy"]).to_numpy(float)
+    assert got["plcc"] == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+
+
+def test_too_few_or_constant_models_give_nan_without_warnings(tables):
+    metrics, accuracy = tables
+    metrics = metrics.copy()
+    sel = (metrics["layer"] == "model") & (metrics["family"] == "prune")
+    metrics.loc[sel & (metrics["metric"] == "gtfa") & (metrics["level"] > 0.2), "degenerate"] = True
+    metrics.loc[(metrics["layer"] == "model") & (metrics["metric"] == "s_e"), "value"] = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = correlate.correlation_table(metrics, accuracy, n_bootstrap=50)
+    few = row(table, "gtfa", "prune")
+    assert (few["n"], few["n_excluded"]) == (1, 4)
+    assert few[[c for c in correlate.CORRELATION_COLUMNS[4:]]].isna().all()
+    constant = row(table, "s_e", "all")
+    assert constant["n"] == 17 and math.isnan(constant["plcc"]) and math.isnan(constant["krcc"])
+
+
+def test_missing_accuracy_is_a_clear_error(tables):
+    metrics, accuracy = tables
+    with pytest.raises(CompRepsError, match="quant-1"):
+        correlate.correlation_table(metrics, accuracy[accuracy["model"] != "quant-1"])
+
+
+def test_simplex_grid():
+    grid = correlate.simplex_grid(0.05)
+    assert grid.shape == (comb(23, 3), 4) == (1771, 4)
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+    assert (grid >= 0).all()
+    assert len(np.unique(np.round(grid * 20).astype(int), axis=0)) == 1771
+    assert correlate.simplex_grid(0.25).shape == (35, 4)
+    with pytest.raises(CompRepsError):
+        correlate.simplex_grid(0.3)
+
+
+def test_sensitivity_table(tables):
+    metrics, accuracy = tables
+    table = correlate.sensitivity_table(metrics, accuracy, grid_step=0.05)
+    assert list(table.columns) == correlate.SENSITIVITY_COLUMNS
+    assert (table["config"] == "grid").sum() == 1771
+    assert list(table["config"][:6]) == list(correlate.NAMED_CONFIGS)
+    weights = table[["w_effective_rank", "w_alive", "w_separation", "w_decay"]]
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert (table["n"] == 17).all()
+    model_rows = metrics[(metrics["layer"] == "model") & (metrics["family"] != "base")]
+    wide = model_rows.pivot(index="model", columns="metric", values="value")
+    acc = accuracy.set_index("model")["accuracy"].loc[wide.index].to_numpy()
+    for i in (1, 6, 500, 1776):  # paper weights and three grid points
+        w = weights.iloc[i].to_numpy()
+        reps = wide[list(COMPONENTS)].to_numpy() @ w
+        assert table["plcc"].iloc[i] == pytest.approx(stats.pearsonr(reps, acc)[0], abs=1e-12)
+        assert table["srcc"].iloc[i] == pytest.approx(stats.spearmanr(reps, acc)[0], abs=1e-12)
+        assert table["krcc"].iloc[i] == pytest.approx(stats.kendalltau(reps, acc)[0], abs=1e-12)
+
+
+def test_sensitivity_skips_models_with_a_degenerate_component(tables):
+    metrics, accuracy = tables
+    metrics = metrics.copy()
+    sel = (metrics["layer"] == "model") & (metrics["metric"] == "s_d")
+    metrics.loc[sel & (metrics["model"] == "coreset-0.5"), "degenerate"] = True
+    metrics.loc[sel & (metrics["model"] == "prune-0.9"), "value"] = np.nan
+    table = correlate.sensitivity_table(metrics, accuracy, grid_step=0.5)
+    assert (table["n"] == 15).all()
+
+
+def test_cli_writes_both_tables(tmp_path, tables):
+    metrics, accuracy = tables
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    accuracy.to_csv(tmp_path / "accuracy.csv", index=False)
+    common = [
+        "--metrics",
+        str(tmp_path / "metrics.csv"),
+        "--accuracy",
+        str(tmp_path / "accuracy.csv"),
+    ]
+    assert (
+        correlate.main(
+            [
+                "correlate",
+                *common,
+                "--bootstrap",
+                "100",
+                "--confidence",
+                "0.9",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "c.csv"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        correlate.main(
+            ["sensitivity", *common, "--grid-step", "0.25", "--out", str(tmp_path / "s.csv")]
+        )
+        == 0
+    )
+    corr = pd.read_csv(tmp_path / "c.csv")
+    sens = pd.read_csv(tmp_path / "s.csv")
+    assert list(corr.columns) == correlate.CORRELATION_COLUMNS and len(corr) == 28
+    assert list(sens.columns) == correlate.SENSITIVITY_COLUMNS and len(sens) == 6 + 35
+    with pytest.raises(CompRepsError, match="does not exist"):
+        correlate.main(
+            [
+                "correlate",
+                "--metrics",
+                str(tmp_path / "nope.csv"),
+                "--accuracy",
+                str(tmp_path / "accuracy.csv"),
+                "--out",
+                str(tmp_path / "x.csv"),
+            ]
+        )

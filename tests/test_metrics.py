@@ -1,0 +1,531 @@
+"""Representation metrics against hand-derived values, invariances and independent references."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import entropy, ortho_group, wasserstein_distance
+
+from compreps import cli
+from compreps.files import CompRepsError, save_checkpoint
+from compreps.metrics import COLUMNS, layer_weights, metrics_table, model_metrics, read_weights
+from compreps.metrics_core import (
+    Metric,
+    MetricSettings,
+    alive_fraction,
+    centre_columns,
+    centred_spectrum,
+    class_separation,
+    class_separation_from_gram,
+    compare_layer,
+    linear_cka,
+    output_metrics,
+    softmax,
+    standardized_cosine,
+    subspace_alignment,
+    summarize_layer,
+)
+from compreps.models import build_model
+
+RNG = np.random.default_rng(1234)
+
+
+def zero_mean_orthonormal(n: int, k: int, rng=RNG) -> np.ndarray:
+    """n × k orthonormal columns, each summing to 0 (so column-centring leaves them unchanged)."""
+    raw = rng.normal(size=(n, k))
+    raw -= raw.mean(axis=0)
+    q, _ = np.linalg.qr(raw)
+    return q
+
+
+def orthonormal(d: int, k: int, rng=RNG) -> np.ndarray:
+    return np.linalg.qr(rng.normal(size=(d, k)))[0]
+
+
+def labels_for(n: int, classes: int = 4) -> np.ndarray:
+    return np.arange(n) % classes
+
+
+def summary(x, labels=None, **kwargs):
+    return summarize_layer(x, labels_for(len(x)) if labels is None else labels, **kwargs)
+
+
+# --------------------------------------------------------------------------- decomposition
+
+
+@pytest.mark.parametrize("n, d", [(40, 300), (120, 25)])  # Gram route, scatter route
+def test_decomposition_matches_numpy_svd(n, d):
+    x = RNG.normal(size=(n, d)) * RNG.uniform(0.1, 5, size=d) + 3.0
+    spectrum = centred_spectrum(centre_columns(x), top_k=10)
+    centred = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    rank = min(n - 1, d)  # centring removes one dimension
+    np.testing.assert_allclose(spectrum.singular_values[:rank], s[:rank], rtol=1e-9)
+    assert spectrum.rank == rank
+    # each right singular vector equals numpy's up to sign
+    overlaps = np.abs(np.sum(spectrum.right_vectors * vt[:10].T, axis=0))
+    np.testing.assert_allclose(overlaps, 1.0, atol=1e-8)
+
+
+@pytest.mark.parametrize("n, d, k", [(50, 200, 7), (60, 30, 12), (30, 500, 1)])
+def test_effective_rank_of_k_equal_singular_values_is_k(n, d, k):
+    x = zero_mean_orthonormal(n, k) @ np.diag(np.full(k, 2.5)) @ orthonormal(d, k).T
+    result = summary(x.astype(np.float32)).effective_rank
+    assert result.value == pytest.approx(k, rel=1e-5) and not result.degenerate
+
+
+def test_effective_rank_of_two_unequal_singular_values():
+    # s = (3, 1): p = (3/4, 1/4), H = -(3/4 ln 3/4 + 1/4 ln 1/4)
+    x = zero_mean_orthonormal(20, 2) @ np.diag([3.0, 1.0]) @ orthonormal(50, 2).T
+    expected = math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert summary(x).effective_rank.value == pytest.approx(expected, rel=1e-9)
+
+
+def test_decay_slope_recovers_power_law_exponent():
+    n, d, alpha = 100, 400, 1.7
+    covariance_eigenvalues = np.arange(1, 31, dtype=float) ** -alpha
+    singular = np.sqrt(covariance_eigenvalues * (n - 1))
+    x = zero_mean_orthonormal(n, 30) @ np.diag(singular) @ orthonormal(d, 30).T
+    for top_m in (20, 5):
+        slope = summary(x, decay_top_m=top_m).decay_slope
+        assert slope.value == pytest.approx(alpha, rel=1e-6) and not slope.degenerate
+
+
+# --------------------------------------------------------------------------- REPS descriptors
+
+
+def test_alive_fraction_with_known_dead_columns():
+    n = 20
+    signs = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)  # ±a: variance exactly a²
+    amplitudes = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0.01]  # two constant columns, one of variance 1e-4
+    x = signs[:, None] * np.array(amplitudes)[None, :] + 5.0
+    # mean variance = (7 + 1e-4) / 10 ≈ 0.7; threshold 0.01 × 0.7 = 0.007 > 1e-4: 7 alive of 10
+    assert summary(x).alive_fraction == Metric(0.7, False)
+    # threshold 1e-4 / 0.70001 ≈ 1.4e-4: the faint column is alive at 1e-4, dead at 2e-4
+    variances = np.var(x, axis=0)
+    assert alive_fraction(variances, 1e-4).value == pytest.approx(0.8)
+    assert alive_fraction(variances, 2e-4).value == pytest.approx(0.7)
+
+
+def clusters() -> tuple[np.ndarray, np.ndarray, float]:
+    """Three classes, two points each, around centroids (0,0), (3,0), (0,4), padded to 5 dims.
+
+    Centroid distances 3, 4, 5 -> mean 4. Offsets ±(1,0), ±(0,2), ±(0.5,0): distances to the
+    centroid 1,1,2,2,0.5,0.5 -> mean 7/6. Separation = 4 / (7/6) = 24/7.
+    """
+    points = [(-1, 0), (1, 0), (3, -2), (3, 2), (-0.5, 4), (0.5, 4)]
+    x = np.zeros((6, 5))
+    x[:, :2] = points
+    return x + 10.0, np.array([0, 0, 1, 1, 2, 2]), 24 / 7
+
+
+def test_class_separation_on_hand_built_clusters():
+    x, labels, expected = clusters()
+    assert class_separation(x, labels).value == pytest.approx(expected, rel=1e-12)
+    centred = x - x.mean(axis=0)
+    from_gram = class_separation_from_gram(centred @ centred.T, labels)
+    assert from_gram.value == pytest.approx(expected, rel=1e-9)
+    wide = np.hstack([x, np.zeros((6, 20))])  # d > n: the summary takes the Gram route
+    assert summarize_layer(wide, labels).class_separation.value == pytest.approx(expected, 1e-9)
+    assert summarize_layer(x, labels).class_separation.value == pytest.approx(expected, 1e-12)
+
+
+def test_class_separation_ratio_to_base_is_capped():
+    x, labels, _ = clusters()
+    # same centroids, offsets halved: within-class mean 7/12, separation 4 / (7/12) = 48/7
+    halved = [(-0.5, 0), (0.5, 0), (3, -1), (3, 1), (-0.25, 4), (0.25, 4)]
+    tighter = np.zeros((6, 5))
+    tighter[:, :2] = halved
+    base, tight = summarize_layer(x, labels), summarize_layer(tighter, labels)
+    assert tight.class_separation.value == pytest.approx(48 / 7)
+    settings = MetricSettings()
+    assert compare_layer(base, tight, Metric(1), Metric(1), settings)["s_s"].value == 1.0
+    reverse = compare_layer(tight, base, Metric(1), Metric(1), settings)["s_s"]
+    assert reverse.value == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- s_a, CKA
+
+
+def test_subspace_alignment_identical_and_orthogonal():
+    n, d = 60, 80
+    scores = zero_mean_orthonormal(n, 10) @ np.diag(np.linspace(10, 1, 10))
+    on_first = np.zeros((n, d))
+    on_first[:, :10] = scores
+    on_other = np.zeros((n, d))
+    on_other[:, 40:50] = scores  # disjoint coordinates: every principal angle is 90°
+    a, b = summary(on_first, top_k=10), summary(on_other, top_k=10)
+    assert subspace_alignment(a.spectrum, a.spectrum, 10).value == pytest.approx(1.0)
+    assert subspace_alignment(a.spectrum, b.spectrum, 10).value == pytest.approx(0.0, abs=1e-12)
+    # half the directions shared: singular values of V0ᵀV are five 1s and five 0s -> 0.5
+    half = np.zeros((n, d))
+    half[:, :5] = scores[:, :5]
+    half[:, 40:45] = scores[:, 5:]
+    assert subspace_alignment(a.spectrum, summary(half, top_k=10).spectrum, 10).value == (
+        pytest.approx(0.5)
+    )
+
+
+def test_cka_hand_formula_on_tiny_example():
+    # X = [[1,0],[0,1],[-1,-1]], Y = [[1],[0],[-1]] (both centred): XᵀX = [[2,1],[1,2]],
+    # ‖XᵀX‖_F = √10, YᵀY = [[2]], YᵀX = [2, 1] -> ‖YᵀX‖² = 5; CKA = 5 / (2√10)
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    y = np.array([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]])  # Y padded with a zero column
+    expected = 5 / (2 * math.sqrt(10))
+    sx, sy = centred_spectrum(centre_columns(x)), centred_spectrum(centre_columns(y))
+    assert not sx.uses_gram
+    assert linear_cka(sx, sy).value == pytest.approx(expected, rel=1e-12)
+    wide_x, wide_y = np.hstack([x, np.zeros((3, 3))]), np.hstack([y, np.zeros((3, 3))])
+    gx, gy = centred_spectrum(centre_columns(wide_x)), centred_spectrum(centre_columns(wide_y))
+    assert gx.uses_gram
+    assert linear_cka(gx, gy).value == pytest.approx(expected, rel=1e-12)
+
+
+def test_cka_is_one_under_isotropic_scaling_and_below_one_otherwise():
+    x = RNG.normal(size=(30, 50))
+    sx = summary(x).spectrum
+    assert linear_cka(sx, summary(3.0 * x + 7.0).spectrum).value == pytest.approx(1.0)
+    squeezed = x * np.linspace(0.1, 3, 50)  # anisotropic scaling changes CKA
+    assert linear_cka(sx, summary(squeezed).spectrum).value < 0.99
+
+
+@pytest.mark.parametrize("n, d", [(30, 60), (80, 20)])
+def test_rotation_invariance_of_effective_rank_s_a_and_cka(n, d):
+    x = RNG.normal(size=(n, d)) @ np.diag(np.linspace(3, 0.1, d))
+    y = x + 0.7 * RNG.normal(size=(n, d))
+    q = ortho_group.rvs(d, random_state=7)
+    settings = MetricSettings(top_k=5)
+    plain = compare_layer(summary(x, top_k=5), summary(y, top_k=5), Metric(1), Metric(1), settings)
+    rotated_y = compare_layer(
+        summary(x, top_k=5), summary(y @ q, top_k=5), Metric(1), Metric(1), settings
+    )
+    both = compare_layer(
+        summary(x @ q, top_k=5), summary(y @ q, top_k=5), Metric(1), Metric(1), settings
+    )
+    for name in ("s_e", "effective_rank", "cka_linear", "s_a", "s_s", "s_d"):
+        assert both[name].value == pytest.approx(plain[name].value, rel=1e-8), name
+    assert rotated_y["cka_linear"].value == pytest.approx(plain["cka_linear"].value, rel=1e-8)
+    assert rotated_y["effective_rank"].value == pytest.approx(plain["effective_rank"].value)
+    assert 0 < plain["s_a"].value < 1
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_s_f_identical_outputs_and_two_sample_hand_value():
+    logits = RNG.normal(size=(50, 10))
+    assert output_metrics(logits, logits)["s_f"].value == pytest.approx(1.0)
+    p0 = np.array([[0.5, 0.5], [0.6, 0.4]])
+    p1 = np.array([[0.8, 0.2], [0.6, 0.4]])
+    # sample 1: cos = 0.5 / (√0.5 √0.68), weight max(0.5, 0.8) = 0.8; sample 2: cos 1, weight 0.6
+    expected = (0.8 * 0.5 / (math.sqrt(0.5) * math.sqrt(0.68)) + 0.6 * 1.0) / (0.8 + 0.6)
+    result = output_metrics(np.log(p0), np.log(p1))
+    assert result["s_f"].value == pytest.approx(expected, rel=1e-12)
+    # probability cosine: plain mean of the two cosines
+    cos1 = 0.5 / (math.sqrt(0.5) * math.sqrt(0.68))
+    assert result["probability_cosine"].value == pytest.approx((cos1 + 1) / 2)
+
+
+def test_output_baselines_against_hand_values_and_scipy():
+    z0 = RNG.normal(size=(40, 10)) * 3
+    z1 = z0 + RNG.normal(size=(40, 10))
+    p0, p1 = softmax(z0), softmax(z1)
+    result = output_metrics(z0, z1)
+    np.testing.assert_allclose(p0, torch.softmax(torch.tensor(z0), 1).numpy(), rtol=1e-12)
+    classes = np.arange(10)
+    expected_w = np.mean(
+        [wasserstein_distance(classes, classes, a, b) for a, b in zip(p0, p1, strict=True)]
+    )
+    assert result["wasserstein"].value == pytest.approx(expected_w, rel=1e-9)
+    expected_kl = np.mean(
+        [entropy(a, b) for a, b in zip(p0, p1, strict=True)]
+    )  # no p below 1e-12 here
+    assert result["kl_divergence"].value == pytest.approx(expected_kl, rel=1e-9)
+    assert result["prediction_agreement"].value == np.mean(z0.argmax(1) == z1.argmax(1))
+    assert result["logits_l2"].value == pytest.approx(np.mean(np.sqrt(((z0 - z1) ** 2).sum(1))))
+    cos = [a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(z0, z1, strict=True)]
+    assert result["logits_cosine"].value == pytest.approx(np.mean(cos))
+    same = output_metrics(z0, z0)
+    assert same["kl_divergence"].value == pytest.approx(0, abs=1e-12)
+    assert same["wasserstein"].value == pytest.approx(0, abs=1e-12)
+
+
+def test_kl_clips_probabilities():
+    z0 = np.array([[0.0, 0.0]])
+    z1 = np.array([[0.0, -1000.0]])  # P = (1, e^-1000 -> 0): clipped to 1e-12
+    expected = 0.5 * math.log(0.5 / 1.0) + 0.5 * math.log(0.5 / 1e-12)
+    assert output_metrics(z0, z1)["kl_divergence"].value == pytest.approx(expected)
+
+
+def test_standardized_weight_cosine_is_pearson_correlation():
+    w0 = RNG.normal(size=1000)
+    w1 = 0.3 * w0 + RNG.normal(size=1000) + 4
+    assert standardized_cosine(w0, w1).value == pytest.approx(np.corrcoef(w0, w1)[0, 1])
+    assert standardized_cosine(w0, 5 * w0 - 2).value == pytest.approx(1.0)
+    assert standardized_cosine(w0, np.zeros(1000)) == Metric(0.0, True)
+    assert math.isnan(standardized_cosine(np.ones(10), w0[:10]).value)
+
+
+def test_gtfa_and_reps_combinations_by_hand():
+    x = RNG.normal(size=(30, 40))
+    same = summary(x)
+    result = compare_layer(same, same, Metric(0.5), Metric(0.8), MetricSettings())
+    # identical activations: s_e = s_s = s_d = s_a = 1, s_alive = alive fraction of x (all 1)
+    assert result["s_a"].value == pytest.approx(1.0)
+    assert result["gtfa"].value == pytest.approx(0.45 * (0.45 * 0.5 + 0.55 * 1.0) + 0.55 * 0.8)
+    assert result["reps_equal"].value == pytest.approx(1.0)
+    other = summary(x * np.linspace(0.05, 1, 40) ** 3)
+    r = compare_layer(same, other, Metric(1), Metric(1), MetricSettings(reps_weights=(1, 2, 3, 4)))
+    parts = [r[name].value for name in ("s_e", "s_alive", "s_s", "s_d")]
+    assert r["reps_weighted"].value == pytest.approx(
+        parts[0] + 2 * parts[1] + 3 * parts[2] + 4 * parts[3]
+    )
+    assert r["reps_equal"].value == pytest.approx(sum(parts) / 4)
+    assert r["s_d"].value == pytest.approx(
+        1 / (1 + abs(other.decay_slope.value - same.decay_slope.value))
+    )
+
+
+# --------------------------------------------------------------------------- degenerate inputs
+
+
+def test_constant_activations_are_flagged_never_silent_nan():
+    base = summary(RNG.normal(size=(20, 30)))
+    collapsed = summary(np.full((20, 30), 0.7, dtype=np.float32))
+    assert collapsed.effective_rank == Metric(0.0, True)
+    assert collapsed.alive_fraction == Metric(0.0, True)
+    assert collapsed.class_separation == Metric(0.0, True)
+    assert collapsed.decay_slope.degenerate and math.isnan(collapsed.decay_slope.value)
+    result = compare_layer(base, collapsed, Metric(1), Metric(1), MetricSettings())
+    for name in ("s_e", "s_alive", "s_s", "s_d", "s_a", "cka_linear"):
+        assert result[name] == Metric(0.0, True), name
+    for name, metric in result.items():
+        assert metric.degenerate or math.isfinite(metric.value), name
+    # the base collapsed: nothing to compare against -> explicit NaN, flagged
+    reverse = compare_layer(collapsed, base, Metric(1), Metric(1), MetricSettings())
+    for name in ("s_e", "s_s", "s_d", "s_a", "cka_linear", "reps_weighted", "gtfa"):
+        assert reverse[name].degenerate and math.isnan(reverse[name].value), name
+
+
+def test_zero_vectors_and_zero_logits_are_flagged():
+    zeros = np.zeros((5, 10))
+    result = output_metrics(RNG.normal(size=(5, 10)), zeros)
+    assert result["logits_cosine"] == Metric(0.0, True)
+    assert all(math.isfinite(m.value) for m in result.values())
+    both = output_metrics(zeros, zeros)
+    assert both["logits_cosine"] == Metric(1.0, True)
+    x = RNG.normal(size=(20, 30))
+    dead_sample = x.copy()
+    dead_sample[3] = 0
+    hidden = compare_layer(
+        summary(x), summary(dead_sample), Metric(1), Metric(1), MetricSettings()
+    )["hidden_cosine"]
+    assert hidden.degenerate and 0 < hidden.value < 1
+
+
+def test_non_finite_activations_give_flagged_nan():
+    x = RNG.normal(size=(20, 30))
+    broken = x.copy()
+    broken[0, 0] = np.inf
+    result = compare_layer(summary(x), summary(broken), Metric(1), Metric(1), MetricSettings())
+    for name, metric in result.items():
+        if name != "s_w":
+            assert metric.degenerate and math.isnan(metric.value), name
+    nan_logits = output_metrics(x, broken)
+    assert all(m.degenerate and math.isnan(m.value) for m in nan_logits.values())
+
+
+# --------------------------------------------------------------------------- files and CLI
+
+LAYERS = {
+    "layer1": (4, 4, 4),
+    "layer2": (8, 2, 2),
+    "layer3": (6,),
+    "layer4": (12,),
+    "layer4.1.conv2": (12,),
+    "fc": (10,),
+}
+
+
+def write_dump(path, model_id, logits, layers, probe, labels):
+    family = model_id.split("-")[0]
+    with h5py.File(path, "w") as h5:
+        h5["labels"] = labels
+        h5["logits"] = logits.astype(np.float32)
+        h5["probe/indices"] = probe
+        h5["probe/labels"] = labels[probe]
+        for name, values in layers.items():
+            h5[f"probe/layers/{name}"] = values.astype(np.float32)
+            h5[f"probe/layers/{name}"].attrs["shape"] = np.array(LAYERS[name])
+        h5.attrs.update(
+            accuracy=0.5,
+            model=model_id,
+            family=family,
+            level=math.nan if model_id == "base" else 0.5,
+            checkpoint_sha256="0",
+            dataset="cifar10",
+        )
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("metrics")
+    rng = np.random.default_rng(5)
+    labels = np.arange(60) % 10
+    probe = np.arange(0, 60, 2)
+    base_layers = {name: rng.normal(size=(30, math.prod(s))) for name, s in LAYERS.items()}
+    logits = rng.normal(size=(60, 10))
+    torch.manual_seed(0)
+    net = build_model("resnet18", width=2)
+    meta = {"arch": "resnet18", "width": 2, "in_channels": 3, "num_classes": 10}
+    save_checkpoint(root / "base.pt", net.state_dict(), {**meta, "model_id": "base"})
+    noisy = {
+        k: v + 0.1 * torch.randn_like(v) if v.is_floating_point() else v
+        for k, v in net.state_dict().items()
+    }
+    save_checkpoint(root / "prune-0.5.pt", noisy, {**meta, "model_id": "prune-0.5"})
+    write_dump(root / "base.h5", "base", logits, base_layers, probe, labels)
+    model_layers = {k: v + 0.5 * rng.normal(size=v.shape) for k, v in base_layers.items()}
+    write_dump(
+        root / "prune-0.5.h5",
+        "prune-0.5",
+        logits + rng.normal(size=logits.shape),
+        model_layers,
+        probe,
+        labels,
+    )
+    write_dump(root / "other-probe.h5", "prune-0.5", logits, model_layers, probe + 1, labels)
+    return root
+
+
+def run_files(root, model_id, activations=None, checkpoint=None):
+    return model_metrics(
+        model_id,
+        root / "base.h5",
+        activations or root / f"{model_id}.h5",
+        root / "base.pt",
+        checkpoint or root / f"{model_id}.pt",
+    )
+
+
+def test_model_frame_columns_and_model_level_means(model_files):
+    frame = run_files(model_files, "prune-0.5")
+    assert list(frame.columns) == COLUMNS
+    assert set(frame["layer"]) == {
+        "layer4.1.conv2",
+        "fc",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "model",
+    }
+    assert (frame["family"] == "prune").all() and (frame["level"] == 0.5).all()
+    per_layer = frame[frame["layer"] != "model"]
+    assert per_layer.groupby("layer").size().eq(15).all()
+    model = frame[frame["layer"] == "model"].set_index("metric")["value"]
+    for metric in ("s_e", "s_a", "cka_linear", "gtfa", "reps_weighted", "effective_rank"):
+        values = per_layer[
+            (per_layer["metric"] == metric) & per_layer["layer"].isin(["layer4.1.conv2", "fc"])
+        ]["value"]
+        assert model[metric] == pytest.approx(values.mean()), metric
+    assert {"s_f", "weight_similarity", "wasserstein", "kl_divergence"} <= set(model.index)
+    assert frame["value"].notna().all() and not frame["degenerate"].any()
+    assert 0 < model["weight_similarity"] < 1
+
+
+def test_base_against_itself_is_perfectly_similar(model_files):
+    frame = run_files(model_files, "base")
+    model = frame[frame["layer"] == "model"].set_index("metric")["value"]
+    for name in (
+        "s_e",
+        "s_s",
+        "s_d",
+        "s_a",
+        "cka_linear",
+        "hidden_cosine",
+        "s_w",
+        "s_f",
+        "weight_similarity",
+        "prediction_agreement",
+        "logits_cosine",
+    ):
+        assert model[name] == pytest.approx(1.0), name
+    assert model["kl_divergence"] == pytest.approx(0.0, abs=1e-12)
+    assert model["logits_l2"] == 0 and model["wasserstein"] == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(frame["level"].iloc[0]) and (frame["family"] == "base").all()
+
+
+def test_container_layer_weights_are_concatenated(model_files):
+    weights = read_weights(model_files / "base.pt")
+    state = torch.load(model_files / "base.pt", weights_only=True)["state_dict"]
+    expected = [k for k in state if k.startswith("layer1.") and state[k].ndim == 4]
+    assert len(expected) == 4  # two blocks × two convs, no downsample in layer1
+    assert layer_weights(weights, "layer1").size == sum(state[k].numel() for k in expected)
+    np.testing.assert_array_equal(layer_weights(weights, "fc"), state["fc.weight"].numpy().ravel())
+
+
+def test_different_probe_sets_are_refused(model_files):
+    with pytest.raises(CompRepsError, match="probe indices"):
+        run_files(
+            model_files,
+            "prune-0.5",
+            activations=model_files / "other-probe.h5",
+            checkpoint=model_files / "prune-0.5.pt",
+        )
+
+
+def test_cli_metrics_then_metrics_table(model_files, tmp_path):
+    outs = []
+    for model_id in ("prune-0.5", "base"):
+        out = tmp_path / f"{model_id}.csv"
+        argv = [
+            "metrics",
+            "--model-id",
+            model_id,
+            "--base-activations",
+            str(model_files / "base.h5"),
+            "--activations",
+            str(model_files / f"{model_id}.h5"),
+            "--base-checkpoint",
+            str(model_files / "base.pt"),
+            "--checkpoint",
+            str(model_files / f"{model_id}.pt"),
+            "--metric-layers",
+            "layer4.1.conv2",
+            "fc",
+            "--trajectory-layers",
+            "layer1",
+            "fc",
+            "--out",
+            str(out),
+        ]
+        assert cli.main(argv) == 0
+        outs.append(out)
+    single = pd.read_csv(outs[0])
+    assert list(single.columns) == COLUMNS and single["degenerate"].dtype == bool
+    assert set(single["layer"]) == {"layer4.1.conv2", "fc", "layer1", "model"}
+    table_path = tmp_path / "tables" / "metrics.csv"
+    assert cli.main(["metrics-table", "--inputs", *map(str, outs), "--out", str(table_path)]) == 0
+    table = pd.read_csv(table_path)
+    assert len(table) == 2 * len(single)
+    assert table["model"].iloc[0] == "base" and table["model"].iloc[-1] == "prune-0.5"
+    assert table.equals(metrics_table(outs))
+    assert (
+        cli.main(
+            [
+                "metrics-table",
+                "--inputs",
+                str(outs[0]),
+                str(outs[0]),
+                "--out",
+                str(tmp_path / "dup.csv"),
+            ]
+        )
+        == 1
+    )

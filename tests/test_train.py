@@ -1,0 +1,278 @@
+"""Training step: checkpoints, schedule, crash-resume (SIGKILL), fingerprints, import-base.
+
+All runs are tiny (ResNet-18 width 4, a few hundred images of the shipped CIFAR-10 sample).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compreps import train
+from compreps.data import ImageData, load_dataset
+from compreps.files import CompRepsError, load_checkpoint, save_checkpoint
+from compreps.models import accuracy, build_model, load_model, predict_logits
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "cifar10-sample"
+TINY = train.TrainConfig(width=4, epochs=1, batch_size=128, seed=3)
+META_KEYS = {
+    "model_id", "family", "level", "arch", "width", "in_channels", "num_classes", "dataset",
+    "config", "seed", "epochs", "wall_time_s", "device", "torch_version", "test_accuracy",
+    "n_train", "train_indices",
+}
+
+
+@pytest.fixture(scope="module")
+def sample() -> ImageData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "a sample, not the full 50,000 / 10,000"
+        return load_dataset("cifar10", SAMPLE)
+
+
+def subset(n: int = 300, step: int = 17) -> np.ndarray:
+    return np.arange(0, n * step, step, dtype=np.int64)
+
+
+def write_indices(path: Path, data: ImageData, indices: np.ndarray) -> Path:
+    rows = [f"{i},{int(data.train_labels[i])}" for i in indices]
+    path.write_text("index,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"tensors differ: {different[:5]}"
+
+
+def test_tiny_run_writes_a_loadable_checkpoint(sample, tmp_path):
+    indices_csv = write_indices(tmp_path / "coreset.csv", sample, subset())
+    out, state = tmp_path / "coreset-0.05.pt", tmp_path / "state.pt"
+    model, meta = train.train_model(
+        sample, TINY, model_id="coreset-0.05", indices=subset(), indices_path=str(indices_csv),
+        state_path=state, out=out, show_progress=False,
+    )
+    assert out.is_file() and not state.exists()  # the state is deleted once the checkpoint exists
+    loaded, saved_meta = load_model(out)
+    assert META_KEYS <= saved_meta.keys()
+    assert saved_meta == meta
+    assert (meta["family"], meta["level"], meta["n_train"]) == ("coreset", 0.05, 300)
+    assert (meta["in_channels"], meta["num_classes"], meta["width"]) == (3, 10, 4)
+    assert meta["train_indices"] == str(indices_csv) and meta["precision"] == "fp32"
+    assert meta["device"].startswith("cpu") and meta["wall_time_s"] > 0
+    # the stored accuracy is that of the stored weights on the whole test set
+    logits = predict_logits(loaded, sample.test_images, sample.mean, sample.std)
+    assert len(logits) == 1017
+    assert meta["test_accuracy"] == pytest.approx(accuracy(logits, sample.test_labels), abs=1e-9)
+    assert_same_weights(loaded.state_dict(), train.cpu_state_dict(model))
+
+
+def test_cosine_schedule_reaches_zero_and_constant_stays():
+    cosine = train.lr_factor("cosine", 10)
+    assert [cosine(s) for s in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0], abs=1e-12)
+    assert cosine(2) == pytest.approx((1 + math.cos(math.pi / 5)) / 2)
+    assert train.lr_factor("constant", 10)(7) == 1.0
+
+
+def test_epoch_keeps_the_last_partial_batch(sample):
+    model = build_model("resnet18", 4, 3, 10)
+    config = train.TrainConfig(width=4, epochs=1, batch_size=128)
+    optimizer, scheduler = train.make_optimizer(model, config, steps_per_epoch=3)
+    ctx = train.make_step_context(model, optimizer, scheduler, sample.mean, sample.std, "fp32",
+                                  torch.device("cpu"))
+    images, labels = sample.train_images[:300], sample.train_labels[:300]
+    loss_sum, correct, seen = train.run_epoch(ctx, images, labels, torch.Generator(), 128)
+    assert seen == 300 and scheduler.last_epoch == 3  # 128 + 128 + 44
+    assert 0 <= int(correct) <= 300 and float(loss_sum) / 300 > 0
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_one_channel_28px_images_train(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    data = ImageData(
+        name="fashion_mnist",
+        train_images=torch.randint(0, 256, (70, 1, 28, 28), generator=gen, dtype=torch.uint8),
+        train_labels=torch.arange(70) % 10,
+        test_images=torch.randint(0, 256, (20, 1, 28, 28), generator=gen, dtype=torch.uint8),
+        test_labels=torch.arange(20) % 10,
+        classes=[str(i) for i in range(10)], mean=(0.2860,), std=(0.3530,),
+    )
+    _, meta = train.train_model(data, train.TrainConfig(width=4, epochs=1, batch_size=32),
+                                out=tmp_path / "base.pt", show_progress=False)
+    model, _ = load_model(tmp_path / "base.pt")
+    assert model.conv1.weight.shape[1] == 1 and meta["in_channels"] == 1
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_bf16_on_cpu_is_recorded(sample):
+    config = train.TrainConfig(width=4, epochs=1, precision="bf16")
+    _, meta = train.train_model(sample, config, indices=subset(100), show_progress=False)
+    assert meta["precision"] == "bf16" and 0.0 <= meta["test_accuracy"] <= 1.0
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_first_save(monkeypatch) -> None:
+    real_save = train.save_state
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        raise Crash
+
+    monkeypatch.setattr(train, "save_state", save_then_crash)
+
+
+def test_resume_in_process_matches_and_mismatch_starts_fresh(sample, tmp_path, monkeypatch,
+                                                            capsys):
+    config = train.TrainConfig(width=4, epochs=2, seed=5)
+    state = tmp_path / "state.pt"
+    common = {"indices": subset(200), "show_progress": False}
+    with monkeypatch.context() as patch:
+        crash_after_first_save(patch)
+        with pytest.raises(Crash):
+            train.train_model(sample, config, state_path=state, **common)
+    assert torch.load(state, weights_only=True)["epoch"] == 1
+
+    # other hyper-parameters: the state is not used
+    other = train.TrainConfig(width=4, epochs=2, seed=5, lr=0.05)
+    _, meta = train.train_model(sample, other, state_path=state, out=tmp_path / "o.pt", **common)
+    assert meta["resumed_from_epoch"] is None
+    assert "starting fresh" in capsys.readouterr().err
+    fresh, _ = train.train_model(sample, other, **common)
+    assert_same_weights(load_checkpoint(tmp_path / "o.pt")[0], train.cpu_state_dict(fresh))
+    assert not state.exists()
+
+    # same inputs: resumes after epoch 1 and ends where an uninterrupted run ends
+    with monkeypatch.context() as patch:
+        crash_after_first_save(patch)
+        with pytest.raises(Crash):
+            train.train_model(sample, config, state_path=state, **common)
+    resumed, meta = train.train_model(sample, config, state_path=state, **common)
+    assert meta["resumed_from_epoch"] == 1
+    straight, _ = train.train_model(sample, config, **common)
+    assert_same_weights(train.cpu_state_dict(resumed), train.cpu_state_dict(straight))
+
+
+def test_fingerprint_covers_indices_and_hyper_parameters(sample):
+    cpu = torch.device("cpu")
+    images, labels = sample.train_images[:10], sample.train_labels[:10]
+
+    def fp(config=TINY, indices=np.arange(10)):
+        return train.training_fingerprint(config, "cifar10", indices, images, labels, cpu, "fp32")
+
+    assert fp() == fp()
+    assert fp() != fp(indices=np.arange(1, 11))
+    assert fp() != fp(config=train.TrainConfig(width=8, epochs=1, batch_size=128, seed=3))
+    assert fp() != fp(config=train.TrainConfig(width=4, epochs=2, batch_size=128, seed=3))
+
+
+def compreps_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "compreps", *args]
+
+
+def train_command(indices: Path, state: Path, out: Path) -> list[str]:
+    return compreps_command(
+        "train", "--model-id", "coreset-0.05", "--dataset", "cifar10", "--data-root",
+        str(SAMPLE), "--arch", "resnet18", "--width", "4", "--epochs", "3", "--batch-size",
+        "64", "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4", "--schedule",
+        "cosine", "--seed", "42", "--precision", "auto", "--indices", str(indices),
+        "--eval-batch-size", "500", "--state", str(state), "--out", str(out),
+    )
+
+
+def test_sigkill_then_rerun_gives_identical_weights(sample, tmp_path):
+    indices = write_indices(tmp_path / "coreset.csv", sample, subset(300))
+    state, out = tmp_path / "state" / "c.pt", tmp_path / "killed" / "c.pt"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(train_command(indices, state, out), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not out.exists()
+    assert torch.load(state, weights_only=True)["epoch"] in (1, 2)
+
+    rerun = subprocess.run(train_command(indices, state, out), env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming from" in rerun.stderr
+    assert not state.exists()
+
+    straight_out = tmp_path / "straight" / "c.pt"
+    straight = subprocess.run(train_command(indices, tmp_path / "s2.pt", straight_out), env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    resumed_weights, resumed_meta = load_checkpoint(out)
+    straight_weights, straight_meta = load_checkpoint(straight_out)
+    assert_same_weights(resumed_weights, straight_weights)
+    assert resumed_meta["test_accuracy"] == straight_meta["test_accuracy"]
+    assert resumed_meta["resumed_from_epoch"] in (1, 2)
+    assert straight_meta["resumed_from_epoch"] is None
+
+
+# --------------------------------------------------------------------------- import-base
+
+
+def import_args(source: Path, out: Path, width: int = 4) -> list[str]:
+    return ["import-base", "--source", str(source), "--dataset", "cifar10", "--data-root",
+            str(SAMPLE), "--arch", "resnet18", "--width", str(width), "--eval-batch-size", "500",
+            "--out", str(out)]
+
+
+def test_import_plain_state_dict(sample, tmp_path):
+    torch.manual_seed(0)
+    source_model = build_model("resnet18", 4, 3, 10)
+    source = tmp_path / "weights.pth"
+    torch.save(source_model.state_dict(), source)
+    out = tmp_path / "base.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert train.main(import_args(source, out)) == 0
+    model, meta = load_model(out)
+    assert_same_weights(model.state_dict(), source_model.state_dict())
+    assert (meta["family"], meta["model_id"], meta["width"]) == ("base", "base", 4)
+    assert math.isnan(meta["level"]) and meta["imported_from"] == str(source)
+    import hashlib
+
+    assert meta["imported_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    logits = predict_logits(source_model, sample.test_images, sample.mean, sample.std)
+    assert meta["test_accuracy"] == pytest.approx(accuracy(logits, sample.test_labels), abs=1e-9)
+    train.verify_base_checkpoint(out, "resnet18", 4, 3, 10)  # a compreps checkpoint fits too
+
+
+def test_wrong_width_gives_a_clear_error(tmp_path):
+    source = tmp_path / "w8.pt"
+    save_checkpoint(source, build_model("resnet18", 8, 3, 10).state_dict(), {"width": 8})
+    with pytest.raises(CompRepsError) as err:
+        train.verify_base_checkpoint(source, "resnet18", 4, 3, 10)
+    message = str(err.value)
+    assert "does not fit `resnet18 width 4`" in message
+    assert "conv1.weight: file (8, 3, 3, 3) vs model (4, 3, 3, 3)" in message
+    assert "looks like width 8" in message
+    with pytest.raises(CompRepsError, match="does not fit `resnet18 width 4`"):
+        train.main(import_args(source, tmp_path / "base.pt"))
+    assert not (tmp_path / "base.pt").exists()
+    # a file that holds no weights at all
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(CompRepsError, match="cannot read base weights"):
+        train.verify_base_checkpoint(tmp_path / "junk.pt", "resnet18", 4, 3, 10)
+    # right width, fewer classes: only the fc layer differs
+    torch.save(build_model("resnet18", 4, 3, 10).state_dict(), tmp_path / "w4.pt")
+    with pytest.raises(CompRepsError, match=r"fc.weight: file \(10, 32\) vs model \(5, 32\)"):
+        train.verify_base_checkpoint(tmp_path / "w4.pt", "resnet18", 4, 3, 5)
