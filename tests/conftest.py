@@ -22,7 +22,7 @@ def copy_workflow(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
     shutil.copy2(ROOT / "config.yaml", dest / "config.yaml")
-    for folder in ("workflow", "presets", "src"):
+    for folder in ("workflow", "presets", "src", "envs"):
         shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "data").symlink_to(ROOT / "data", target_is_directory=True)
     return dest

@@ -268,6 +268,7 @@ def test_standardized_weight_cosine_is_pearson_correlation():
     assert standardized_cosine(w0, w1).value == pytest.approx(np.corrcoef(w0, w1)[0, 1])
     assert standardized_cosine(w0, 5 * w0 - 2).value == pytest.approx(1.0)
     assert standardized_cosine(w0, np.zeros(1000)) == Metric(0.0, True)
+    assert standardized_cosine(w0, np.full(1000, 0.37)) == Metric(0.0, True)  # rounding floor
     assert math.isnan(standardized_cosine(np.ones(10), w0[:10]).value)
 
 
@@ -468,6 +469,18 @@ def test_container_layer_weights_are_concatenated(model_files):
     assert len(expected) == 4  # two blocks × two convs, no downsample in layer1
     assert layer_weights(weights, "layer1").size == sum(state[k].numel() for k in expected)
     np.testing.assert_array_equal(layer_weights(weights, "fc"), state["fc.weight"].numpy().ravel())
+
+
+def test_layer_s_w_is_correlation_of_concatenated_layer_weights(model_files):
+    frame = run_files(model_files, "prune-0.5").set_index(["layer", "metric"])["value"]
+    base, model = read_weights(model_files / "base.pt"), read_weights(model_files / "prune-0.5.pt")
+    for layer in ("layer1", "layer4", "fc", "layer4.1.conv2"):
+        w0, w1 = layer_weights(base, layer), layer_weights(model, layer)
+        expected = np.corrcoef(w0.astype(np.float64), w1.astype(np.float64))[0, 1]
+        assert frame[(layer, "s_w")] == pytest.approx(expected, rel=1e-9), layer
+    everything = [np.concatenate(list(w.values())).astype(np.float64) for w in (base, model)]
+    expected = np.corrcoef(*everything)[0, 1]
+    assert frame[("model", "weight_similarity")] == pytest.approx(expected, rel=1e-9)
 
 
 def test_different_probe_sets_are_refused(model_files):

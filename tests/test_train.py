@@ -5,6 +5,7 @@ All runs are tiny (ResNet-18 width 4, a few hundred images of the shipped CIFAR-
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import signal
@@ -27,10 +28,34 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "cifar10-sample"
 TINY = train.TrainConfig(width=4, epochs=1, batch_size=128, seed=3)
 META_KEYS = {
-    "model_id", "family", "level", "arch", "width", "in_channels", "num_classes", "dataset",
-    "config", "seed", "epochs", "wall_time_s", "device", "torch_version", "test_accuracy",
-    "n_train", "train_indices",
+    "model_id",
+    "family",
+    "level",
+    "arch",
+    "width",
+    "in_channels",
+    "num_classes",
+    "dataset",
+    "config",
+    "seed",
+    "epochs",
+    "wall_time_s",
+    "device",
+    "torch_version",
+    "test_accuracy",
+    "n_train",
+    "train_indices",
 }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: other jobs share the 2 cores, and OpenMP threads that spin-wait for
+    a busy core slow tiny models down by 10x or more. Bit-identity holds for any fixed count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +85,14 @@ def test_tiny_run_writes_a_loadable_checkpoint(sample, tmp_path):
     indices_csv = write_indices(tmp_path / "coreset.csv", sample, subset())
     out, state = tmp_path / "coreset-0.05.pt", tmp_path / "state.pt"
     model, meta = train.train_model(
-        sample, TINY, model_id="coreset-0.05", indices=subset(), indices_path=str(indices_csv),
-        state_path=state, out=out, show_progress=False,
+        sample,
+        TINY,
+        model_id="coreset-0.05",
+        indices=subset(),
+        indices_path=str(indices_csv),
+        state_path=state,
+        out=out,
+        show_progress=False,
     )
     assert out.is_file() and not state.exists()  # the state is deleted once the checkpoint exists
     loaded, saved_meta = load_model(out)
@@ -89,8 +120,9 @@ def test_epoch_keeps_the_last_partial_batch(sample):
     model = build_model("resnet18", 4, 3, 10)
     config = train.TrainConfig(width=4, epochs=1, batch_size=128)
     optimizer, scheduler = train.make_optimizer(model, config, steps_per_epoch=3)
-    ctx = train.make_step_context(model, optimizer, scheduler, sample.mean, sample.std, "fp32",
-                                  torch.device("cpu"))
+    ctx = train.make_step_context(
+        model, optimizer, scheduler, sample.mean, sample.std, "fp32", torch.device("cpu")
+    )
     images, labels = sample.train_images[:300], sample.train_labels[:300]
     loss_sum, correct, seen = train.run_epoch(ctx, images, labels, torch.Generator(), 128)
     assert seen == 300 and scheduler.last_epoch == 3  # 128 + 128 + 44
@@ -106,10 +138,16 @@ def test_one_channel_28px_images_train(tmp_path):
         train_labels=torch.arange(70) % 10,
         test_images=torch.randint(0, 256, (20, 1, 28, 28), generator=gen, dtype=torch.uint8),
         test_labels=torch.arange(20) % 10,
-        classes=[str(i) for i in range(10)], mean=(0.2860,), std=(0.3530,),
+        classes=[str(i) for i in range(10)],
+        mean=(0.2860,),
+        std=(0.3530,),
     )
-    _, meta = train.train_model(data, train.TrainConfig(width=4, epochs=1, batch_size=32),
-                                out=tmp_path / "base.pt", show_progress=False)
+    _, meta = train.train_model(
+        data,
+        train.TrainConfig(width=4, epochs=1, batch_size=32),
+        out=tmp_path / "base.pt",
+        show_progress=False,
+    )
     model, _ = load_model(tmp_path / "base.pt")
     assert model.conv1.weight.shape[1] == 1 and meta["in_channels"] == 1
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
@@ -135,8 +173,7 @@ def crash_after_first_save(monkeypatch) -> None:
     monkeypatch.setattr(train, "save_state", save_then_crash)
 
 
-def test_resume_in_process_matches_and_mismatch_starts_fresh(sample, tmp_path, monkeypatch,
-                                                            capsys):
+def test_resume_in_process_matches_and_mismatch_starts_fresh(sample, tmp_path, monkeypatch, capsys):
     config = train.TrainConfig(width=4, epochs=2, seed=5)
     state = tmp_path / "state.pt"
     common = {"indices": subset(200), "show_progress": False}
@@ -170,7 +207,8 @@ def test_fingerprint_covers_indices_and_hyper_parameters(sample):
     cpu = torch.device("cpu")
     images, labels = sample.train_images[:10], sample.train_labels[:10]
 
-    def fp(config=TINY, indices=np.arange(10)):
+    def fp(config=TINY, indices=None):
+        indices = np.arange(10) if indices is None else indices
         return train.training_fingerprint(config, "cifar10", indices, images, labels, cpu, "fp32")
 
     assert fp() == fp()
@@ -185,20 +223,54 @@ def compreps_command(*args: str) -> list[str]:
 
 def train_command(indices: Path, state: Path, out: Path) -> list[str]:
     return compreps_command(
-        "train", "--model-id", "coreset-0.05", "--dataset", "cifar10", "--data-root",
-        str(SAMPLE), "--arch", "resnet18", "--width", "4", "--epochs", "3", "--batch-size",
-        "64", "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4", "--schedule",
-        "cosine", "--seed", "42", "--precision", "auto", "--indices", str(indices),
-        "--eval-batch-size", "500", "--state", str(state), "--out", str(out),
+        "train",
+        "--model-id",
+        "coreset-0.05",
+        "--dataset",
+        "cifar10",
+        "--data-root",
+        str(SAMPLE),
+        "--arch",
+        "resnet18",
+        "--width",
+        "4",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.1",
+        "--momentum",
+        "0.9",
+        "--weight-decay",
+        "5e-4",
+        "--schedule",
+        "cosine",
+        "--seed",
+        "42",
+        "--precision",
+        "auto",
+        "--indices",
+        str(indices),
+        "--eval-batch-size",
+        "500",
+        "--state",
+        str(state),
+        "--out",
+        str(out),
     )
 
 
 def test_sigkill_then_rerun_gives_identical_weights(sample, tmp_path):
     indices = write_indices(tmp_path / "coreset.csv", sample, subset(300))
     state, out = tmp_path / "state" / "c.pt", tmp_path / "killed" / "c.pt"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(train_command(indices, state, out), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        train_command(indices, state, out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -208,15 +280,21 @@ def test_sigkill_then_rerun_gives_identical_weights(sample, tmp_path):
     assert not out.exists()
     assert torch.load(state, weights_only=True)["epoch"] in (1, 2)
 
-    rerun = subprocess.run(train_command(indices, state, out), env=env, capture_output=True,
-                           text=True, timeout=300)
+    rerun = subprocess.run(
+        train_command(indices, state, out), env=env, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming from" in rerun.stderr
     assert not state.exists()
 
     straight_out = tmp_path / "straight" / "c.pt"
-    straight = subprocess.run(train_command(indices, tmp_path / "s2.pt", straight_out), env=env,
-                              capture_output=True, text=True, timeout=300)
+    straight = subprocess.run(
+        train_command(indices, tmp_path / "s2.pt", straight_out),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert straight.returncode == 0, straight.stderr[-2000:]
     resumed_weights, resumed_meta = load_checkpoint(out)
     straight_weights, straight_meta = load_checkpoint(straight_out)
@@ -230,9 +308,23 @@ def test_sigkill_then_rerun_gives_identical_weights(sample, tmp_path):
 
 
 def import_args(source: Path, out: Path, width: int = 4) -> list[str]:
-    return ["import-base", "--source", str(source), "--dataset", "cifar10", "--data-root",
-            str(SAMPLE), "--arch", "resnet18", "--width", str(width), "--eval-batch-size", "500",
-            "--out", str(out)]
+    return [
+        "import-base",
+        "--source",
+        str(source),
+        "--dataset",
+        "cifar10",
+        "--data-root",
+        str(SAMPLE),
+        "--arch",
+        "resnet18",
+        "--width",
+        str(width),
+        "--eval-batch-size",
+        "500",
+        "--out",
+        str(out),
+    ]
 
 
 def test_import_plain_state_dict(sample, tmp_path):
@@ -248,8 +340,6 @@ def test_import_plain_state_dict(sample, tmp_path):
     assert_same_weights(model.state_dict(), source_model.state_dict())
     assert (meta["family"], meta["model_id"], meta["width"]) == ("base", "base", 4)
     assert math.isnan(meta["level"]) and meta["imported_from"] == str(source)
-    import hashlib
-
     assert meta["imported_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     logits = predict_logits(source_model, sample.test_images, sample.mean, sample.std)
     assert meta["test_accuracy"] == pytest.approx(accuracy(logits, sample.test_labels), abs=1e-9)
@@ -265,7 +355,8 @@ def test_wrong_width_gives_a_clear_error(tmp_path):
     assert "does not fit `resnet18 width 4`" in message
     assert "conv1.weight: file (8, 3, 3, 3) vs model (4, 3, 3, 3)" in message
     assert "looks like width 8" in message
-    with pytest.raises(CompRepsError, match="does not fit `resnet18 width 4`"):
+    with warnings.catch_warnings(), pytest.raises(CompRepsError, match="width 4`"):
+        warnings.simplefilter("ignore")
         train.main(import_args(source, tmp_path / "base.pt"))
     assert not (tmp_path / "base.pt").exists()
     # a file that holds no weights at all

@@ -33,8 +33,9 @@ from compreps.metrics_core import (
     MetricSettings,
     compare_layer,
     output_metrics,
-    standardized_cosine,
+    standardized_cosine_from_moments,
     summarize_layer,
+    weight_moments,
 )
 from compreps.models import FAMILIES, build_model, compressible_modules, parse_model_id
 
@@ -99,15 +100,32 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return weights
 
 
+def in_layer(module: str, layer: str) -> bool:
+    """``module`` is ``layer`` itself or lies inside the container ``layer``."""
+    return module == layer or module.startswith(layer + ".")
+
+
 def layer_weights(weights: dict[str, np.ndarray], layer: str) -> np.ndarray:
     """The weights of ``layer`` itself or, for a container (``layer1``), of every Conv2d/Linear
     inside it, concatenated in definition order; empty when the layer holds none."""
-    parts = [w for name, w in weights.items() if name == layer or name.startswith(layer + ".")]
+    parts = [w for name, w in weights.items() if in_layer(name, layer)]
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 
 
-def all_weights(weights: dict[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate(list(weights.values())) if weights else np.empty(0, dtype=np.float32)
+def module_moments(base: dict[str, np.ndarray], model: dict[str, np.ndarray]) -> dict:
+    """:func:`~compreps.metrics_core.weight_moments` of every Conv2d/Linear module."""
+    if list(base) != list(model) or any(base[k].size != model[k].size for k in base):
+        raise CompRepsError(
+            "the model's Conv2d/Linear weights do not match the base's shapes "
+            "(different architecture or width)"
+        )
+    return {name: weight_moments(base[name], model[name]) for name in base}
+
+
+def pooled_weight_similarity(moments: dict[str, np.ndarray], layer: str | None) -> Metric:
+    """Eq. 5 over the modules of ``layer`` (all modules when ``layer`` is None)."""
+    chosen = [m for name, m in moments.items() if layer is None or in_layer(name, layer)]
+    return standardized_cosine_from_moments(sum(chosen) if chosen else np.zeros(6))
 
 
 @dataclass
@@ -229,11 +247,7 @@ def compare_models(
         raise CompRepsError(
             f"{outputs.path} holds no activations for layer(s) {', '.join(missing)}"
         )
-    if [w.size for w in reference.weights.values()] != [w.size for w in weights.values()]:
-        raise CompRepsError(
-            "the model's Conv2d/Linear weights do not match the base's shapes "
-            "(different architecture or width)"
-        )
+    moments = module_moments(reference.weights, weights)
     model_level = output_metrics(reference.outputs.logits, outputs.logits)
     s_f = model_level["s_f"]
     per_layer: dict[str, dict[str, Metric]] = {}
@@ -246,17 +260,13 @@ def compare_models(
                 f"do not match the base's {base_summary.shape}"
             )
         model_summary = base_summary if is_base else summarize(outputs, layer, settings)
-        s_w = standardized_cosine(
-            layer_weights(reference.weights, layer), layer_weights(weights, layer)
-        )
+        s_w = pooled_weight_similarity(moments, layer)
         per_layer[layer] = compare_layer(base_summary, model_summary, s_w, s_f, settings)
     for name in PER_LAYER_METRICS:
         model_level[name] = average_metric(
             per_layer[layer][name] for layer in settings.metric_layers
         )
-    model_level["weight_similarity"] = standardized_cosine(
-        all_weights(reference.weights), all_weights(weights)
-    )
+    model_level["weight_similarity"] = pooled_weight_similarity(moments, None)
     rows = [
         (layer, name, metrics[name])
         for layer, metrics in per_layer.items()

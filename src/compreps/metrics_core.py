@@ -352,22 +352,42 @@ def mean_row_cosine(a: np.ndarray, b: np.ndarray) -> Metric:
     return _metric(np.mean(cosines), degenerate)
 
 
-def standardized_cosine(base_weights: np.ndarray, model_weights: np.ndarray) -> Metric:
-    """Eq. 5: cosine of the z-scored (over all elements) flattened weights, i.e. their Pearson
-    correlation. No weights: NaN. Constant base weights: NaN; constant model weights: 0."""
+def weight_moments(base_weights: np.ndarray, model_weights: np.ndarray) -> np.ndarray:
+    """``[N, Σw₀, Σw, Σw₀², Σw², Σw₀w]`` in float64: additive over modules, so the weights of a
+    container layer or of the whole model never need to be concatenated."""
     w0 = np.asarray(base_weights, dtype=np.float64).ravel()
     w1 = np.asarray(model_weights, dtype=np.float64).ravel()
     if w0.shape != w1.shape:
         raise ValueError(f"weight vectors differ in size: {w0.size} vs {w1.size}")
-    if w0.size == 0 or not (np.isfinite(w0).all() and np.isfinite(w1).all()):
+    return np.array([w0.size, w0.sum(), w1.sum(), w0 @ w0, w1 @ w1, w0 @ w1])
+
+
+def standardized_cosine_from_moments(moments: np.ndarray) -> Metric:
+    """Eq. 5 from :func:`weight_moments` (summed over the modules of a layer).
+
+    The cosine of the z-scored vectors is their Pearson correlation
+    ``Σ(w₀−m₀)(w−m) / √(Σ(w₀−m₀)² Σ(w−m)²)``. No weights or non-finite ones: NaN. A centred
+    sum of squares at the rounding floor (``≤ N·eps·Σw²``) means constant weights: base → NaN,
+    model → 0 (degenerate).
+    """
+    count, sum0, sum1, sq0, sq1, cross = (float(v) for v in moments)
+    if count == 0 or not np.isfinite(moments).all():
         return NAN_DEGENERATE
-    z0, z1 = w0 - w0.mean(), w1 - w1.mean()
-    n0, n1 = float(np.linalg.norm(z0)), float(np.linalg.norm(z1))
-    if n0 == 0:
+    floor = count * np.finfo(np.float64).eps
+    spread0 = sq0 - sum0 * sum0 / count
+    spread1 = sq1 - sum1 * sum1 / count
+    if spread0 <= floor * sq0:
         return NAN_DEGENERATE
-    if n1 == 0:
+    if spread1 <= floor * sq1:
         return Metric(0.0, True)
-    return _metric(np.clip(float(z0 @ z1) / (n0 * n1), -1.0, 1.0))
+    covariance = cross - sum0 * sum1 / count
+    return _metric(np.clip(covariance / math.sqrt(spread0 * spread1), -1.0, 1.0))
+
+
+def standardized_cosine(base_weights: np.ndarray, model_weights: np.ndarray) -> Metric:
+    """Eq. 5: cosine of the z-scored (over all elements) flattened weights, i.e. their Pearson
+    correlation. No weights: NaN. Constant base weights: NaN; constant model weights: 0."""
+    return standardized_cosine_from_moments(weight_moments(base_weights, model_weights))
 
 
 # --------------------------------------------------------------------------- outputs

@@ -131,8 +131,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
 
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 N×C×H×W -> float32 ``(x / 255 - mean) / std`` on the images' device."""
-    mean_t = torch.tensor(mean, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
+    mean_t = torch.as_tensor(mean, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
     return (images.float().div_(255) - mean_t) / std_t
 
 

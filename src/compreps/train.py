@@ -1,9 +1,11 @@
 """Training step (``train``) and import of user-given baseline weights (``import-base``).
 
-Measured (``benchmarks/train_throughput.py``, docs/performance.md): on this project's build
-machine (2 CPU cores, no GPU, torch 2.13.0 CPU) ResNet-18 width 16, batch 128, fp32 trains at
-MEASURED_W16 img/s; width 64 at MEASURED_W64 img/s. GPU figures: not measured (no GPU was
-available to the issue that wrote this module).
+Measured (``benchmarks/train_throughput.py``, docs/performance.md) on the build machine (AMD
+EPYC, 2 CPU cores, no GPU, torch 2.13.0 CPU, batch 128, CIFAR-10 sample): ResNet-18 width 16
+trains at 851 img/s in fp32 and 1546 img/s in bf16; width 64 at 81 / 186 img/s. On CPU the
+convolutions dominate (augmentation takes ~1 ms of a 150 ms step), so this pipeline and a
+per-sample DataLoader run at the same speed there. GPU: not measured (no GPU was available to
+the issue that wrote this module); the commands are in docs/performance.md.
 
 The loop follows airbench (github.com/KellerJordan/cifar10-airbench) in spirit:
 
@@ -191,7 +193,12 @@ def make_step_context(
         return torch.tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     return StepContext(
-        model, optimizer, scheduler, as_column(mean), as_column(std), precision,
+        model,
+        optimizer,
+        scheduler,
+        as_column(mean),
+        as_column(std),
+        precision,
         channels_last=device.type == "cuda",
     )
 
@@ -348,14 +355,149 @@ def progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
     interactive = sys.stderr.isatty()
+    # In a log file: nothing for epochs under a minute (the epoch line says it all), then at
+    # most one line a minute, each ending in a newline.
     return tqdm(
         total=total,
         desc=desc,
         unit="batch",
         file=sys.stderr,
-        leave=False,
-        mininterval=0.5 if interactive else 60.0,  # log files: at most one update a minute
+        leave=not interactive,
+        mininterval=0.5 if interactive else 60.0,
+        delay=0.0 if interactive else 60.0,
     )
+
+
+def training_subset(
+    data, indices: np.ndarray | None
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """``(indices, images, labels)`` of the images trained on (all when ``indices`` is None)."""
+    n_total = data.train_labels.numel()
+    indices = np.arange(n_total) if indices is None else np.asarray(indices)
+    indices = indices.astype(np.int64)
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= n_total:
+        raise CompRepsError(
+            f"training indices must lie in 0..{n_total - 1} (the {data.name} training set); "
+            f"got {indices.size} indices in [{indices.min(initial=0)}, {indices.max(initial=0)}]"
+        )
+    selected = torch.from_numpy(indices)
+    return indices, data.train_images[selected].contiguous(), data.train_labels[selected]
+
+
+@dataclass
+class Run:
+    """Everything that changes while training (and goes into the resume state)."""
+
+    ctx: StepContext
+    generator: torch.Generator
+    images: torch.Tensor  # uint8, on the device
+    labels: torch.Tensor
+    steps_per_epoch: int
+    epoch: int = 0
+    previous_wall_s: float = 0.0  # time spent by earlier, interrupted segments
+
+
+def start_run(
+    data,
+    config: TrainConfig,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    precision: str,
+) -> Run:
+    seed_everything(config.seed)
+    # The whole (subset of the) training set stays on the device as uint8.
+    images, labels = images.to(device), labels.to(device)
+    model = build_model(config.arch, config.width, images.shape[1], len(data.classes))
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(images.shape[0] / config.batch_size)
+    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    ctx = make_step_context(model, optimizer, scheduler, data.mean, data.std, precision, device)
+    return Run(ctx, generator, images, labels, steps_per_epoch)
+
+
+def run_state(run: Run, fingerprint: str, elapsed: float) -> dict[str, Any]:
+    return {
+        "format": STATE_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": run.epoch,
+        "wall_time_s": elapsed,
+        "model": run.ctx.model.state_dict(),
+        "optimizer": run.ctx.optimizer.state_dict(),
+        "scheduler": run.ctx.scheduler.state_dict(),
+        "rng": rng_states(run.generator),
+    }
+
+
+def resume_run(run: Run, state: dict[str, Any]) -> None:
+    run.ctx.model.load_state_dict(state["model"])
+    run.ctx.optimizer.load_state_dict(state["optimizer"])
+    run.ctx.scheduler.load_state_dict(state["scheduler"])
+    restore_rng_states(state["rng"], run.generator)
+    run.epoch, run.previous_wall_s = int(state["epoch"]), float(state["wall_time_s"])
+
+
+def train_epoch(run: Run, config: TrainConfig, show_progress: bool) -> tuple[float, float, int]:
+    """One epoch; returns (mean loss, train accuracy, images per second)."""
+    epoch_start = time.perf_counter()
+    bar = progress_bar(run.steps_per_epoch, f"epoch {run.epoch + 1}") if show_progress else None
+    try:
+        loss_sum, correct, seen = run_epoch(
+            run.ctx, run.images, run.labels, run.generator, config.batch_size, progress=bar
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    # The only host-device synchronisation of the epoch.
+    loss_total, correct_total = torch.stack([loss_sum.double(), correct.double()]).tolist()
+    run.epoch += 1
+    return loss_total / seen, correct_total / seen, seen / (time.perf_counter() - epoch_start)
+
+
+def checkpoint_meta(
+    model_id: str,
+    data,
+    config: TrainConfig,
+    *,
+    n_train: int,
+    indices_path,
+    device,
+    precision: str,
+    eval_batch_size: int,
+    test_accuracy: float,
+    wall_time: float,
+    last_epoch: tuple[float, float],
+    resumed_from: int | None,
+) -> dict[str, Any]:
+    """The checkpoint's metadata (plain types only, docs/architecture.md)."""
+    family, level = parse_model_id(model_id)
+    return {
+        "model_id": model_id,
+        "family": family,
+        "level": float(level),
+        "arch": config.arch,
+        "width": int(config.width),
+        "in_channels": int(data.train_images.shape[1]),
+        "num_classes": len(data.classes),
+        "dataset": data.name,
+        "config": {**asdict(config), "eval_batch_size": int(eval_batch_size)},
+        "seed": int(config.seed),
+        "epochs": int(config.epochs),
+        "wall_time_s": float(wall_time),
+        "device": describe_device(device),
+        "precision": precision,
+        "torch_version": str(torch.__version__),
+        "test_accuracy": float(test_accuracy),
+        "train_loss": float(last_epoch[0]),
+        "train_accuracy": float(last_epoch[1]),
+        "n_train": int(n_train),
+        "train_indices": None if indices_path is None else str(indices_path),
+        "resumed_from_epoch": resumed_from,
+    }
 
 
 def train_model(
@@ -385,119 +527,59 @@ def train_model(
         raise CompRepsError(f"unknown schedule {config.schedule!r}; allowed: {SCHEDULES}")
     if config.epochs < 1 or config.batch_size < 1:
         raise CompRepsError("epochs and batch size must be at least 1")
-    n_total = data.train_labels.numel()
-    if indices is None:
-        indices = np.arange(n_total, dtype=np.int64)
-    indices = np.asarray(indices, dtype=np.int64)
-    if indices.size == 0 or indices.min() < 0 or indices.max() >= n_total:
-        raise CompRepsError(
-            f"training indices must lie in 0..{n_total - 1} (the {data.name} training set); "
-            f"got {indices.size} indices in [{indices.min(initial=0)}, {indices.max(initial=0)}]"
-        )
-    index_tensor = torch.from_numpy(indices)
-    cpu_images = data.train_images[index_tensor].contiguous()
-    cpu_labels = data.train_labels[index_tensor].contiguous()
+    try:
+        parse_model_id(model_id)
+    except ValueError as err:
+        raise CompRepsError(str(err)) from err
+    indices, images, labels = training_subset(data, indices)
     fingerprint = training_fingerprint(
-        config, data.name, indices, cpu_images, cpu_labels, device, precision
+        config, data.name, indices, images, labels, device, precision
     )
     configure_determinism(device)
-    seed_everything(config.seed)
-
-    # The whole (subset of the) training set stays on the device as uint8.
-    images = cpu_images.to(device)
-    labels = cpu_labels.to(device)
-    in_channels, num_classes = images.shape[1], len(data.classes)
-    model = build_model(config.arch, config.width, in_channels, num_classes).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    steps_per_epoch = math.ceil(len(indices) / config.batch_size)
-    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    ctx = make_step_context(model, optimizer, scheduler, data.mean, data.std, precision, device)
-
-    start_epoch, previous_wall = 0, 0.0
+    run = start_run(data, config, images, labels, device, precision)
     state = load_matching_state(state_path, fingerprint)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng_states(state["rng"], generator)
-        start_epoch, previous_wall = int(state["epoch"]), float(state["wall_time_s"])
-        log(f"{model_id}: resuming from {state_path} after epoch {start_epoch}/{config.epochs}")
-    resumed_from = start_epoch if state is not None else None
-
+        resume_run(run, state)
+        log(f"{model_id}: resuming from {state_path} after epoch {run.epoch}/{config.epochs}")
+    resumed_from = run.epoch if state is not None else None
     log(
         f"{model_id}: training {config.arch} width {config.width} on {len(indices)} "
-        f"{data.name} images, {config.epochs} epochs x {steps_per_epoch} steps, batch "
+        f"{data.name} images, {config.epochs} epochs x {run.steps_per_epoch} steps, batch "
         f"{config.batch_size}, lr {config.lr} ({config.schedule}), {precision}, "
         f"{describe_device(device)}"
     )
-    last_loss = last_acc = math.nan
-    for epoch in range(start_epoch, config.epochs):
-        epoch_start = time.perf_counter()
-        bar = progress_bar(steps_per_epoch, f"epoch {epoch + 1}") if show_progress else None
-        try:
-            loss_sum, correct, seen = run_epoch(
-                ctx, images, labels, generator, config.batch_size, progress=bar
-            )
-        finally:
-            if bar is not None:
-                bar.close()
-        loss_total, correct_total = torch.stack([loss_sum.double(), correct.double()]).tolist()  # 1 sync
-        seconds = time.perf_counter() - epoch_start
-        last_loss, last_acc = loss_total / seen, correct_total / seen
-        elapsed = previous_wall + time.perf_counter() - started
+    loss = train_accuracy = math.nan
+    while run.epoch < config.epochs:
+        loss, train_accuracy, speed = train_epoch(run, config, show_progress)
+        elapsed = run.previous_wall_s + time.perf_counter() - started
         log(
-            f"{model_id} epoch {epoch + 1}/{config.epochs}: loss {last_loss:.4f} "
-            f"train acc {last_acc:.4f} lr {optimizer.param_groups[0]['lr']:.5f} "
-            f"{seen / seconds:.0f} img/s elapsed {elapsed:.1f}s"
+            f"{model_id} epoch {run.epoch}/{config.epochs}: loss {loss:.4f} train acc "
+            f"{train_accuracy:.4f} lr {run.ctx.optimizer.param_groups[0]['lr']:.5f} "
+            f"{speed:.0f} img/s elapsed {elapsed:.1f}s"
         )
         if state_path is not None:
-            save_state(
-                state_path,
-                {
-                    "format": STATE_FORMAT,
-                    "fingerprint": fingerprint,
-                    "epoch": epoch + 1,
-                    "wall_time_s": elapsed,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_states(generator),
-                },
-            )
+            save_state(state_path, run_state(run, fingerprint, elapsed))
 
-    model.eval()
+    model = run.ctx.model.eval()
     logits = predict_logits(
         model, data.test_images, data.mean, data.std, device=device, batch_size=eval_batch_size
     )
     test_accuracy = accuracy(logits, data.test_labels)
-    family, level = parse_model_id(model_id)
-    wall_time = previous_wall + time.perf_counter() - started
-    meta = {
-        "model_id": model_id,
-        "family": family,
-        "level": float(level),
-        "arch": config.arch,
-        "width": int(config.width),
-        "in_channels": int(in_channels),
-        "num_classes": int(num_classes),
-        "dataset": data.name,
-        "config": {**asdict(config), "eval_batch_size": int(eval_batch_size)},
-        "seed": int(config.seed),
-        "epochs": int(config.epochs),
-        "wall_time_s": float(wall_time),
-        "device": describe_device(device),
-        "precision": precision,
-        "torch_version": str(torch.__version__),
-        "test_accuracy": float(test_accuracy),
-        "train_loss": float(last_loss),
-        "train_accuracy": float(last_acc),
-        "n_train": int(indices.size),
-        "train_indices": None if indices_path is None else str(indices_path),
-        "resumed_from_epoch": resumed_from,
-    }
+    wall_time = run.previous_wall_s + time.perf_counter() - started
+    meta = checkpoint_meta(
+        model_id,
+        data,
+        config,
+        n_train=len(indices),
+        indices_path=indices_path,
+        device=device,
+        precision=precision,
+        eval_batch_size=eval_batch_size,
+        test_accuracy=test_accuracy,
+        wall_time=wall_time,
+        last_epoch=(loss, train_accuracy),
+        resumed_from=resumed_from,
+    )
     log(f"{model_id}: test accuracy {test_accuracy:.4f} after {wall_time:.1f}s")
     if out is not None:
         save_checkpoint(out, cpu_state_dict(model), meta)
@@ -554,23 +636,31 @@ def weight_mismatches(state_dict: dict[str, torch.Tensor], model: nn.Module) -> 
     return problems
 
 
-def fit_error(path, arch: str, width: int, in_channels: int, num_classes: int,
-              problems: list[str], state_dict: dict) -> CompRepsError:
+def fit_error(
+    path,
+    arch: str,
+    width: int,
+    in_channels: int,
+    num_classes: int,
+    problems: list[str],
+    state_dict: dict,
+) -> CompRepsError:
     hint = ""
     stem = state_dict.get("conv1.weight")
     if isinstance(stem, torch.Tensor) and stem.ndim == 4:
-        hint = (f" (the file looks like width {stem.shape[0]} with {stem.shape[1]} input "
-                "channels)")
-    shown = "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4
-                                       else "")
+        hint = f" (the file looks like width {stem.shape[0]} with {stem.shape[1]} input channels)"
+    shown = "; ".join(problems[:4]) + (
+        f"; ... {len(problems) - 4} more" if len(problems) > 4 else ""
+    )
     return CompRepsError(
         f"{path} does not fit `{arch} width {width}` ({in_channels} input channels, "
         f"{num_classes} classes){hint}: {shown}"
     )
 
 
-def check_weights_fit(path, state_dict: dict, arch: str, width: int, in_channels: int,
-                      num_classes: int) -> None:
+def check_weights_fit(
+    path, state_dict: dict, arch: str, width: int, in_channels: int, num_classes: int
+) -> None:
     if arch not in ARCHITECTURES:
         raise CompRepsError(f"unknown architecture {arch!r}; allowed: {', '.join(ARCHITECTURES)}")
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
@@ -580,16 +670,24 @@ def check_weights_fit(path, state_dict: dict, arch: str, width: int, in_channels
         raise fit_error(path, arch, width, in_channels, num_classes, problems, state_dict)
 
 
-def verify_base_checkpoint(path: str | os.PathLike, arch: str, width: int, in_channels: int,
-                           num_classes: int) -> None:
+def verify_base_checkpoint(
+    path: str | os.PathLike, arch: str, width: int, in_channels: int, num_classes: int
+) -> None:
     """Raise :class:`CompRepsError` unless ``path`` holds weights that load strictly into
     ``build_model(arch, width, in_channels, num_classes)`` (used by the config checker)."""
     state_dict, _ = read_weights(path)
     check_weights_fit(path, state_dict, arch, width, in_channels, num_classes)
 
 
-def import_base(source: str | os.PathLike, data, arch: str, width: int, out: str | os.PathLike,
-                eval_batch_size: int = 500, device: torch.device | str | None = None) -> dict:
+def import_base(
+    source: str | os.PathLike,
+    data,
+    arch: str,
+    width: int,
+    out: str | os.PathLike,
+    eval_batch_size: int = 500,
+    device: torch.device | str | None = None,
+) -> dict:
     """Load user-given baseline weights, evaluate them and write them as ``base`` checkpoint."""
     started = time.perf_counter()
     device = torch.device(device) if device is not None else pick_device()
@@ -599,8 +697,9 @@ def import_base(source: str | os.PathLike, data, arch: str, width: int, out: str
     model = build_model(arch, width, in_channels, num_classes)
     model.load_state_dict(state_dict, strict=True)
     model.to(device).eval()
-    logits = predict_logits(model, data.test_images, data.mean, data.std, device=device,
-                            batch_size=eval_batch_size)
+    logits = predict_logits(
+        model, data.test_images, data.mean, data.std, device=device, batch_size=eval_batch_size
+    )
     test_accuracy = accuracy(logits, data.test_labels)
     source_meta = source_meta or {}
     meta = {
@@ -667,10 +766,14 @@ def main(argv: list[str]) -> int:
 
     step = argv[0]
     if step == "import-base":
-        parser = argparse.ArgumentParser(prog=f"compreps {step}",
-                                         description="Import user-given baseline weights.")
-        parser.add_argument("--source", required=True,
-                            help="compreps checkpoint or torch.save(model.state_dict()) file")
+        parser = argparse.ArgumentParser(
+            prog=f"compreps {step}", description="Import user-given baseline weights."
+        )
+        parser.add_argument(
+            "--source",
+            required=True,
+            help="compreps checkpoint or torch.save(model.state_dict()) file",
+        )
         data_arguments(parser)
         args = parser.parse_args(argv[1:])
         data = load_dataset(args.dataset, args.data_root, download=False)
@@ -679,14 +782,17 @@ def main(argv: list[str]) -> int:
 
     args = train_parser(f"compreps {step}").parse_args(argv[1:])
     config = TrainConfig(
-        arch=args.arch, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-        schedule=args.schedule, seed=args.seed, precision=args.precision,
+        arch=args.arch,
+        width=args.width,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        seed=args.seed,
+        precision=args.precision,
     )
-    try:
-        parse_model_id(args.model_id)
-    except ValueError as err:
-        raise CompRepsError(str(err)) from err
     data = load_dataset(args.dataset, args.data_root, download=False)
     indices = None
     if args.indices:
@@ -694,7 +800,13 @@ def main(argv: list[str]) -> int:
 
         indices = read_coreset(args.indices)
     train_model(
-        data, config, model_id=args.model_id, indices=indices, indices_path=args.indices,
-        state_path=args.state, out=args.out, eval_batch_size=args.eval_batch_size,
+        data,
+        config,
+        model_id=args.model_id,
+        indices=indices,
+        indices_path=args.indices,
+        state_path=args.state,
+        out=args.out,
+        eval_batch_size=args.eval_batch_size,
     )
     return 0

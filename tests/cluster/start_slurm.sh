@@ -90,6 +90,7 @@ start_mariadb() {
     log "starting MariaDB"
     setsid mariadbd --user=mysql --skip-networking=0 --bind-address=127.0.0.1 \
       </dev/null >>/var/log/mysql-compreps.log 2>&1 &
+    touch /run/mysqld/started-by-compreps # stop_slurm.sh stops only a MariaDB started here
   fi
   wait_for 60 MariaDB mariadb-admin ping
   # the root account authenticates over the unix socket: no password needed here
