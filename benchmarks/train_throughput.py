@@ -29,14 +29,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from compreps.data import load_dataset
-from compreps.models import build_model, describe_device
+from compreps.models import build_model, describe_device, normalize
 from compreps.train import (
     PADDING,
     TrainConfig,
     augment_batch,
     make_optimizer,
     make_step_context,
-    normalize_batch,
     optimize_batch,
     resolve_precision,
     run_epoch,
@@ -100,7 +99,7 @@ def time_device_resident(args, data, device, precision, with_model: bool) -> flo
                 order = torch.randperm(len(labels), generator=generator, device=device)
                 for k in range(chunk):
                     batch = order[k * args.batch_size : (k + 1) * args.batch_size]
-                    normalize_batch(augment_batch(images[batch], generator), mean, std)
+                    normalize(augment_batch(images[batch], generator), mean, std)
             count -= chunk
 
     steps(args.warmup)
