@@ -1,0 +1,140 @@
+"""ResNet-18 (CIFAR variant): shapes, the paper's module names, checkpoint loading errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from compreps.files import CompRepsError, save_checkpoint
+from compreps.models import build_model, layer_names, load_model, parse_model_id
+
+
+@pytest.mark.parametrize(("channels", "size"), [(3, 32), (1, 28)])
+def test_shapes_for_three_and_one_channel_input(channels, size):
+    model = build_model(width=4, in_channels=channels, num_classes=10).eval()
+    captured = {}
+    hooks = [
+        model.get_submodule(name).register_forward_hook(
+            lambda _m, _i, out, name=name: captured.__setitem__(name, out.shape)
+        )
+        for name in ("conv1", "layer1", "layer2", "layer3", "layer4", "layer4.1.conv2", "fc")
+    ]
+    with torch.no_grad():
+        logits = model(torch.zeros(2, channels, size, size))
+    for hook in hooks:
+        hook.remove()
+    assert logits.shape == (2, 10)
+    half = (size + 1) // 2  # stride-2 3x3 convs with padding 1: ceil(size / 2)
+    quarter = (half + 1) // 2
+    eighth = (quarter + 1) // 2
+    assert captured["conv1"] == (2, 4, size, size)  # 3x3 stem, stride 1, no max-pool
+    assert captured["layer1"] == (2, 4, size, size)
+    assert captured["layer2"] == (2, 8, half, half)
+    assert captured["layer3"] == (2, 16, quarter, quarter)
+    assert captured["layer4"] == (2, 32, eighth, eighth)
+    assert captured["layer4.1.conv2"] == (2, 32, eighth, eighth)
+    assert captured["fc"] == (2, 10)
+
+
+def test_paper_width_has_resnet18_parameter_count_and_names():
+    model = build_model(width=64)
+    # CIFAR ResNet-18: 11,173,962 parameters (torchvision's ImageNet stem has 7x7 and 1000 classes)
+    assert sum(p.numel() for p in model.parameters()) == 11_173_962
+    names = dict(model.named_modules())
+    assert isinstance(names["layer4.1.conv2"], nn.Conv2d)
+    assert names["layer4.1.conv2"].out_channels == 512
+    assert isinstance(names["fc"], nn.Linear) and names["fc"].in_features == 512
+    assert names["conv1"].kernel_size == (3, 3) and names["conv1"].stride == (1, 1)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    assert isinstance(names["layer2.0.downsample.0"], nn.Conv2d)
+    assert "layer1.0.downsample" not in names  # no shape change in the first stage
+
+
+def test_layer_names_are_width_independent_and_exclude_shared_relu():
+    names = layer_names()
+    assert names == [
+        n for n, m in build_model(width=3).named_modules() if n and not isinstance(m, nn.ReLU)
+    ]
+    assert {"layer1", "layer4.1.conv2", "fc"} <= set(names)
+    assert not any(name.endswith("relu") for name in names)
+
+
+def test_unknown_architecture_and_bad_ids():
+    with pytest.raises(ValueError, match="resnet18"):
+        build_model("vgg16")
+    assert parse_model_id("prune-0.05") == ("prune", 0.05)
+    assert parse_model_id("quant-8") == ("quant", 8.0)
+    with pytest.raises(ValueError, match="bad model id"):
+        parse_model_id("pruned-0.5")
+
+
+def meta(width=4):
+    return {
+        "model_id": "base",
+        "family": "base",
+        "arch": "resnet18",
+        "width": width,
+        "in_channels": 3,
+        "num_classes": 10,
+    }
+
+
+def test_load_model_round_trip(tmp_path):
+    model = build_model(width=4).eval()
+    save_checkpoint(tmp_path / "base.pt", model.state_dict(), meta())
+    loaded, loaded_meta = load_model(tmp_path / "base.pt")
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded_meta["width"] == 4 and not loaded.training
+
+
+def test_truncated_checkpoint_names_file_and_rule(tmp_path):
+    path = tmp_path / "prune-0.5.pt"
+    save_checkpoint(path, build_model(width=4).state_dict(), meta())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CompRepsError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert str(path) in message and "truncated or corrupt" in message and "'prune'" in message
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_metadata(tmp_path):
+    path = tmp_path / "coreset-0.5.pt"
+    save_checkpoint(path, build_model(width=8).state_dict(), meta(width=4))
+    with pytest.raises(CompRepsError, match="train_coreset"):
+        load_model(path)
+
+
+def test_cli_reports_a_corrupt_checkpoint_in_one_line(tmp_path):
+    path = tmp_path / "quant-4.pt"
+    path.write_bytes(b"not a checkpoint")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compreps",
+            "activations",
+            "--checkpoint",
+            str(path),
+            "--dataset",
+            "cifar10",
+            "--data-root",
+            "data/cifar10-sample",
+            "--layers",
+            "fc",
+            "--out",
+            str(tmp_path / "quant-4.h5"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "quant-4.pt is truncated or corrupt" in proc.stderr and "'quantize'" in proc.stderr
