@@ -70,6 +70,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(steps, warmup: int, count: int, device: torch.device) -> float:
+    """Seconds for ``steps(count)`` after ``steps(warmup)``, with the device synchronised."""
+    steps(warmup)
+    synchronize(device)
+    start = time.perf_counter()
+    steps(count)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def fresh_context(args, data, device: torch.device, precision: str, steps_per_epoch: int):
     torch.manual_seed(0)
     model = build_model("resnet18", args.width, data.train_images.shape[1], len(data.classes))
@@ -102,12 +112,7 @@ def time_device_resident(args, data, device, precision, with_model: bool) -> flo
                     normalize(augment_batch(images[batch], generator), mean, std)
             count -= chunk
 
-    steps(args.warmup)
-    synchronize(device)
-    start = time.perf_counter()
-    steps(args.steps)
-    synchronize(device)
-    return time.perf_counter() - start
+    return timed(steps, args.warmup, args.steps, device)
 
 
 def time_dataloader(args, data, device, precision, with_model: bool) -> float:
@@ -138,12 +143,7 @@ def time_dataloader(args, data, device, precision, with_model: bool) -> float:
             if with_model:
                 optimize_batch(ctx, inputs, labels)
 
-    steps(args.warmup)
-    synchronize(device)
-    start = time.perf_counter()
-    steps(args.steps)
-    synchronize(device)
-    return time.perf_counter() - start
+    return timed(steps, args.warmup, args.steps, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
