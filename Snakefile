@@ -4,8 +4,9 @@
 
 from snakemake.exceptions import WorkflowError
 
-from compreps.config import check_config, read_config
-from compreps.files import CompRepsError
+from compreps.checks import check_config
+from compreps.core.config import read_config
+from compreps.core.files import CompRepsError
 
 # Where each value comes from (config.yaml, then every --configfile, then --config), read
 # before Snakemake loads config.yaml so that a YAML error there names the line and column.

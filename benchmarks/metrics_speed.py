@@ -4,10 +4,11 @@ Generated data, no files needed: for each model, activations of the paper's laye
 (200 probe samples × layer1 65,536 / layer2 32,768 / layer3 16,384 / layer4 8,192 /
 layer4.1.conv2 8,192 / fc 10 features), logits for 10,000 test images and ResNet-18 weights
 (11.2 M, random, with the CIFAR ResNet-18's module names and sizes). The timed call is
-:func:`compreps.metrics.compare_models`, the same code path as the ``metrics`` step after the
+:func:`compreps.analysis.metrics.step.compare_models`, the same code path as the ``metrics`` step
+after the
 dumps are read; base's decompositions are computed once (timed separately) and reused. Settings
-are config.yaml's (``compreps.settings``). ``--io`` also times reading one dump (weights
-included) written through :func:`compreps.dump.write_dump`. No torch is imported.
+are config.yaml's (``compreps.core.settings``). ``--io`` also times reading one dump (weights
+included) written through :func:`compreps.core.dump.write_dump`. No torch is imported.
 
     .venv/bin/python benchmarks/metrics_speed.py [--models 24] [--threads 2] [--io]
 """
@@ -64,7 +65,7 @@ def perturbed(rng, x, scale):
 
 
 def make_dump(layers, logits, labels, probe, weights, name):
-    from compreps.dump import Dump
+    from compreps.core.dump import Dump
 
     return Dump(
         labels=labels,
@@ -113,7 +114,7 @@ def base_weights(rng, width):
 
 
 def time_hdf5_read(dump, layers):
-    from compreps.dump import read_dump, write_dump
+    from compreps.core.dump import read_dump, write_dump
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "prune-0.5.h5"
@@ -132,10 +133,10 @@ def main(argv=None) -> int:
     import numpy as np  # after the thread settings
     import yaml
 
-    from compreps.compare import compare_layer
-    from compreps.metric import Metric
-    from compreps.metrics import Reference, compare_models, summarize
-    from compreps.settings import settings_from_config
+    from compreps.analysis.metrics.compare import compare_layer
+    from compreps.analysis.metrics.step import Reference, compare_models, summarize
+    from compreps.analysis.metrics.value import Metric
+    from compreps.core.settings import settings_from_config
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     config["probe"]["trajectory_layers"] = [k for k in LAYER_WIDTHS if k not in ("layer4.1.conv2",)]

@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from compreps.data import load_dataset  # noqa: E402
-from compreps.fold import compress_structured  # noqa: E402
-from compreps.models import accuracy, build_model, normalize, predict_logits  # noqa: E402
-from compreps.structured import STRUCTURED_FAMILIES  # noqa: E402
+from compreps.model.compression.fold import compress_structured  # noqa: E402
+from compreps.model.compression.structured import STRUCTURED_FAMILIES  # noqa: E402
+from compreps.model.data.datasets import load_dataset  # noqa: E402
+from compreps.model.networks import accuracy, build_model, normalize, predict_logits  # noqa: E402
 
 
 def parse_args(argv):

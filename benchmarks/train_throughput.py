@@ -3,7 +3,8 @@
 Both train the same ResNet-18 (width 64, batch 128 by default) on the same device with the
 same SGD hyper-parameters (config.yaml); they differ in everything the issue names:
 
-* ``compreps``: what ``compreps train`` runs (``compreps.train.start_run`` + ``run_epoch``):
+* ``compreps``: what ``compreps train`` runs (``compreps.model.training.train.start_run`` +
+``run_epoch``):
   images resident on the device as uint8, whole-batch crop/flip on the device, the config's
   precision (``auto``: bf16 on CUDA), channels_last and torch.compile and fused SGD on CUDA
   (``train.compile: auto``), no host synchronisation inside the timed steps;
@@ -34,13 +35,13 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from compreps.augment import PADDING
-from compreps.data import load_dataset
-from compreps.models import build_model, describe_device
-from compreps.runtime import resolve_compile, resolve_precision
-from compreps.settings import ModelSettings, settings_from_config
-from compreps.train import start_run
-from compreps.train_step import run_epoch
+from compreps.core.settings import ModelSettings, settings_from_config
+from compreps.model.data.augment import PADDING
+from compreps.model.data.datasets import load_dataset
+from compreps.model.networks import build_model, describe_device
+from compreps.model.runtime import resolve_compile, resolve_precision
+from compreps.model.training.step import run_epoch
+from compreps.model.training.train import start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = settings_from_config(yaml.safe_load((ROOT / "config.yaml").read_text()))

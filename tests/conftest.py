@@ -103,9 +103,14 @@ def fake_dump(
     n_probe: int = 20,
     classes: int = 10,
 ):
-    """A small, fully populated :class:`compreps.dump.Dump` with seeded random content."""
-    from compreps.dump import Dump
-    from compreps.vocabulary import DENSE_VIEWS, NO_DENSE_VIEW, STRUCTURED_FAMILIES, parse_model_id
+    """A small, fully populated :class:`compreps.core.dump.Dump` with seeded random content."""
+    from compreps.core.dump import Dump
+    from compreps.core.vocabulary import (
+        DENSE_VIEWS,
+        NO_DENSE_VIEW,
+        STRUCTURED_FAMILIES,
+        parse_model_id,
+    )
 
     rng = np.random.default_rng(seed)
     family, level = parse_model_id(model)
@@ -144,8 +149,8 @@ def fake_dump(
 @pytest.fixture
 def write_fake_dump(tmp_path: Path):
     """``write_fake_dump(model, accuracy=0.5, folder=None, **fake_dump options) -> Path``:
-    a fake dump written through compreps.dump.write_dump (default folder: tmp_path)."""
-    from compreps.dump import write_dump
+    a fake dump written through compreps.core.dump.write_dump (default folder: tmp_path)."""
+    from compreps.core.dump import write_dump
 
     def write(model: str, accuracy: float = 0.5, folder: Path | None = None, **options) -> Path:
         path = (folder or tmp_path) / f"{model}.h5"
@@ -202,7 +207,7 @@ def random_bn_model(
     import torch
     from torch import nn
 
-    from compreps.models import build_model
+    from compreps.model.networks import build_model
 
     torch.manual_seed(seed)
     model = build_model("resnet18", width=width, in_channels=3, num_classes=10)

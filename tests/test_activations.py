@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from compreps import cli
-from compreps.activations import dump_activations, probe_indices
-from compreps.checkpoints import save_checkpoint
-from compreps.dump import read_attributes, read_dump
-from compreps.files import CompRepsError
-from compreps.image_data import ImageData
-from compreps.models import build_model, compressible_modules, layer_names, normalize
-from compreps.settings import ProbeSettings
+from compreps.core.dump import read_attributes, read_dump
+from compreps.core.files import CompRepsError
+from compreps.core.settings import ProbeSettings
+from compreps.model.activations import dump_activations, probe_indices
+from compreps.model.checkpoints import save_checkpoint
+from compreps.model.data.image_data import ImageData
+from compreps.model.networks import build_model, compressible_modules, layer_names, normalize
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data" / "cifar10-sample"
 # 150 test images: classes 0-4 have 10 each, classes 5-9 have 20 each, in shuffled order.

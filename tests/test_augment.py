@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compreps.augment import PADDING, augment_batch
-from compreps.models import normalize
+from compreps.model.data.augment import PADDING, augment_batch
+from compreps.model.networks import normalize
 
 SHAPES = [(3, 32, 32), (1, 28, 28)]
 

@@ -8,16 +8,16 @@ import pytest
 import yaml
 from conftest import ROOT, copy_workflow, run_snakemake, write_overlay
 
-from compreps.config import (
+from compreps.checks import check_config
+from compreps.core.config import (
     COMMAND_LINE,
     MIN_COMPRESSED_MODELS,
     ConfigSources,
-    check_config,
     config_problems,
     read_config,
     schema_errors,
 )
-from compreps.files import CompRepsError
+from compreps.core.files import CompRepsError
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +64,14 @@ def test_shipped_config_and_presets_are_valid(base_config):
 
 
 def test_schema_layer_enum_is_the_models_module_names():
-    from compreps.models import layer_names
+    from compreps.model.networks import layer_names
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     assert schema["$defs"]["layers"]["items"]["enum"] == layer_names("resnet18")
 
 
 def test_minimum_model_count_is_the_correlations_minimum():
-    from compreps.rank_stats import MIN_MODELS
+    from compreps.analysis.statistics.rank_stats import MIN_MODELS
 
     assert MIN_COMPRESSED_MODELS == MIN_MODELS
 
@@ -157,7 +157,7 @@ def test_missing_base_checkpoint_file(base_config, tmp_path):
 def test_base_checkpoint_that_does_not_fit_the_model(base_config, tmp_path):
     import torch
 
-    from compreps.models import build_model
+    from compreps.model.networks import build_model
 
     path = tmp_path / "narrow.pt"
     torch.save(build_model("resnet18", 8, 3, 10).state_dict(), path)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from compreps import cli
-from compreps.coreset import read_coreset, select_coreset, write_coreset
-from compreps.data import load_dataset
-from compreps.files import CompRepsError
+from compreps.core.files import CompRepsError
+from compreps.model.data.coreset import read_coreset, select_coreset, write_coreset
+from compreps.model.data.datasets import load_dataset
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data" / "cifar10-sample"
 LABELS = np.repeat(np.arange(10), [120, 110, 100, 100, 100, 100, 100, 90, 90, 90])  # N = 1000

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from compreps import correlate, sensitivity
-from compreps.files import CompRepsError
-from compreps.paper import NAMED_REPS_CONFIGS
-from compreps.rank_stats import point_estimates
-from compreps.settings import CorrelationSettings, MetricsSettings
-from compreps.vocabulary import (
+from compreps.analysis.paper import NAMED_REPS_CONFIGS
+from compreps.analysis.statistics import correlate, sensitivity
+from compreps.analysis.statistics.rank_stats import point_estimates
+from compreps.core.files import CompRepsError
+from compreps.core.settings import CorrelationSettings, MetricsSettings
+from compreps.core.vocabulary import (
     ACCURACY_COLUMNS,
     COEFFICIENTS,
     CORRELATION_COLUMNS,
@@ -287,7 +287,7 @@ CORRELATION_ARGS = ["--correlation-bootstrap", "10", "--correlation-confidence",
 
 
 def test_named_configurations_come_from_the_settings():
-    from compreps.settings import GtfaSettings, HierarchySettings, RepsSettings, RepsWeights
+    from compreps.core.settings import GtfaSettings, HierarchySettings, RepsSettings, RepsWeights
 
     metrics = MetricsSettings(
         RepsSettings(RepsWeights(0.1, 0.2, 0.3, 0.4), 0.01, 20),

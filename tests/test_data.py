@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from compreps import cifar10, cli, data_files
-from compreps.cifar10 import CIFAR10_URL
-from compreps.data import load_dataset, load_prepared
-from compreps.fashion_mnist import read_idx
-from compreps.files import CompRepsError
-from compreps.selection import stratified_allocation, stratified_indices
+from compreps import cli
+from compreps.core import data_files
+from compreps.core.files import CompRepsError
+from compreps.model.data import cifar10
+from compreps.model.data.cifar10 import CIFAR10_URL
+from compreps.model.data.datasets import load_dataset, load_prepared
+from compreps.model.data.fashion_mnist import read_idx
+from compreps.model.data.selection import stratified_allocation, stratified_indices
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data" / "cifar10-sample"
 PARTIAL = "ignore:.*not the full"

@@ -8,9 +8,14 @@ import torch
 from conftest import random_bn_model
 from torch import nn
 
-from compreps.dense_view import axis_map, dense_model, kept_clusters, scatter_module
-from compreps.files import CompRepsError
-from compreps.fold import compress_structured
+from compreps.core.files import CompRepsError
+from compreps.model.compression.dense_view import (
+    axis_map,
+    dense_model,
+    kept_clusters,
+    scatter_module,
+)
+from compreps.model.compression.fold import compress_structured
 
 
 def test_axis_map_of_pruning_and_folding():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import FAKE_LAYERS, FAKE_WEIGHTS, fake_dump
 
-from compreps.dump import ATTRIBUTES, Dump, read_attributes, read_dump, write_dump
-from compreps.files import CompRepsError
+from compreps.core.dump import ATTRIBUTES, Dump, read_attributes, read_dump, write_dump
+from compreps.core.files import CompRepsError
 
 
 def test_round_trip_keeps_every_array_dtype_and_attribute(tmp_path):

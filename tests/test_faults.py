@@ -17,9 +17,9 @@ import pytest
 import yaml
 from conftest import ROOT, SNAKEMAKE, snakemake_env
 
-from compreps import data_files
-from compreps.config import config_problems, read_config
-from compreps.files import CompRepsError
+from compreps.core import data_files
+from compreps.core.config import config_problems, read_config
+from compreps.core.files import CompRepsError
 
 DEMO = "presets/demo.yaml"
 LAYERS = "layer4.1.conv2, fc"
@@ -442,7 +442,7 @@ def flipped_copies(path: Path, spans: list[tuple[int, int]], folder: Path, seed:
 def test_flipped_byte_in_a_dump_is_an_error(write_fake_dump, tmp_path):
     import h5py
 
-    from compreps.dump import read_dump
+    from compreps.core.dump import read_dump
 
     path = write_fake_dump("prune-0.5")
     spans = []
@@ -466,8 +466,8 @@ def test_flipped_byte_in_a_checkpoint_is_an_error(tmp_path):
     import struct
     import zipfile
 
-    from compreps.checkpoints import cpu_state_dict, load_checkpoint, save_checkpoint
-    from compreps.models import build_model
+    from compreps.model.checkpoints import cpu_state_dict, load_checkpoint, save_checkpoint
+    from compreps.model.networks import build_model
 
     path = tmp_path / "prune-0.5.pt"
     model = build_model("resnet18", 4, 3, 10)

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from conftest import fake_dump
 
-from compreps import figures_families as ff
-from compreps.dump import write_dump
-from compreps.figure_style import plt, save_figure
-from compreps.vocabulary import ACCURACY_TABLE_COLUMNS, METRIC_COLUMNS
+from compreps.analysis.figures import families as ff
+from compreps.analysis.figures.style import plt, save_figure
+from compreps.core.dump import write_dump
+from compreps.core.vocabulary import ACCURACY_TABLE_COLUMNS, METRIC_COLUMNS
 
 # (model, family, level, accuracy, param_fraction): every family of issue 13
 ACCURACY_ROWS = [

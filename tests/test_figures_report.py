@@ -10,13 +10,16 @@ import pandas as pd
 import pytest
 from conftest import fake_dump
 
-from compreps import correlate, figures, figures_models, report, sensitivity
-from compreps.dump import write_dump
-from compreps.figure_style import find_model
-from compreps.files import CompRepsError
-from compreps.paper import paper_values
-from compreps.settings import CorrelationSettings
-from compreps.vocabulary import ACCURACY_COLUMNS, FIGURE_NAMES, METRIC_COLUMNS
+from compreps.analysis.figures import dumps as figures_models
+from compreps.analysis.figures import step as figures
+from compreps.analysis.figures.style import find_model
+from compreps.analysis.paper import paper_values
+from compreps.analysis.report import step as report
+from compreps.analysis.statistics import correlate, sensitivity
+from compreps.core.dump import write_dump
+from compreps.core.files import CompRepsError
+from compreps.core.settings import CorrelationSettings
+from compreps.core.vocabulary import ACCURACY_COLUMNS, FIGURE_NAMES, METRIC_COLUMNS
 
 MODELS = ["base", "coreset-0.5", "coreset-0.1", "prune-0.5", "prune-0.9", "quant-4", "quant-2"]
 LAYERS = ["layer1", "layer2", "layer3", "layer4", "layer4.1.conv2", "fc"]

@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_structured import LEVELS, model_and_images
 
-from compreps.files import CompRepsError
-from compreps.fold import fold_groups, fold_model, folded_variance, kmeans
-from compreps.structured import group_members, prepare, prune_structured, rebuild
+from compreps.core.files import CompRepsError
+from compreps.model.compression.fold import fold_groups, fold_model, folded_variance, kmeans
+from compreps.model.compression.structured import group_members, prepare, prune_structured, rebuild
 
 
 # ----------------------------------------------------------------------------- k-means

@@ -20,10 +20,10 @@ import torch
 from conftest import copy_workflow
 from test_train import MODEL, TINY, assert_same_weights, subset, train_command, write_indices
 
-from compreps.checkpoints import load_checkpoint
-from compreps.data import load_dataset
-from compreps.train import start_run
-from compreps.train_step import run_epoch
+from compreps.model.checkpoints import load_checkpoint
+from compreps.model.data.datasets import load_dataset
+from compreps.model.training.step import run_epoch
+from compreps.model.training.train import start_run
 
 pytestmark = [
     pytest.mark.gpu,

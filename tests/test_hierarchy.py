@@ -1,4 +1,5 @@
-"""Hierarchy metrics (compreps.hierarchy, study 004): hand-worked 3-class values, invariances,
+"""Hierarchy metrics (compreps.analysis.metrics.hierarchy, study 004): hand-worked 3-class
+values, invariances,
 the closed-form KL estimate, degenerate limits."""
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from compreps.files import CompRepsError
-from compreps.hierarchy import (
+from compreps.analysis.metrics.hierarchy import (
     hierarchy_metric_names,
     hierarchy_metrics,
     hierarchy_metrics_flagged,
     row_deviation,
     temperature_suffix,
 )
+from compreps.core.files import CompRepsError
 
 LN2 = math.log(2.0)
 # Base logits (ln 2, 0, 0): softmax ∝ (2, 1, 1) -> p0 = (1/2, 1/4, 1/4).
@@ -261,7 +262,8 @@ def test_names_and_bad_arguments():
 
 def test_analysis_modules_import_no_torch():
     code = (
-        "import sys, compreps.hierarchy, compreps.paper, compreps.paper.claims; "
+        "import sys, compreps.analysis.metrics.hierarchy, compreps.analysis.paper; "
+        "import compreps.analysis.paper.claims; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

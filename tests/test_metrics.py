@@ -14,13 +14,23 @@ import yaml
 from scipy.stats import entropy, ortho_group, wasserstein_distance
 
 from compreps import cli
-from compreps.compare import compare_layer, linear_cka, subspace_alignment
-from compreps.dump import Dump, read_dump, write_dump
-from compreps.files import CompRepsError
-from compreps.metric import Metric, average_metric, weighted_score
-from compreps.metrics import model_metrics
-from compreps.output_metrics import output_metrics, softmax
-from compreps.settings import (
+from compreps.analysis.metrics.compare import compare_layer, linear_cka, subspace_alignment
+from compreps.analysis.metrics.output import output_metrics, softmax
+from compreps.analysis.metrics.spectra import (
+    alive_fraction,
+    centre_columns,
+    centred_spectrum,
+    class_separation,
+    class_separation_from_gram,
+    summarize_layer,
+)
+from compreps.analysis.metrics.step import model_metrics
+from compreps.analysis.metrics.value import Metric, average_metric, weighted_score
+from compreps.analysis.metrics.weight_similarity import layer_weights, standardized_cosine
+from compreps.analysis.tables import metrics_table
+from compreps.core.dump import Dump, read_dump, write_dump
+from compreps.core.files import CompRepsError
+from compreps.core.settings import (
     GtfaSettings,
     HierarchySettings,
     MetricsSettings,
@@ -29,17 +39,7 @@ from compreps.settings import (
     RepsWeights,
     config_arguments,
 )
-from compreps.spectra import (
-    alive_fraction,
-    centre_columns,
-    centred_spectrum,
-    class_separation,
-    class_separation_from_gram,
-    summarize_layer,
-)
-from compreps.tables import metrics_table
-from compreps.vocabulary import METRIC_COLUMNS
-from compreps.weight_similarity import layer_weights, standardized_cosine
+from compreps.core.vocabulary import METRIC_COLUMNS
 
 RNG = np.random.default_rng(1234)
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from compreps.checkpoints import (
+from compreps.core.files import CompRepsError
+from compreps.model.checkpoints import (
     content_sha256,
     load_checkpoint,
     load_model,
     save_checkpoint,
     verify_base_checkpoint,
 )
-from compreps.files import CompRepsError
-from compreps.models import build_model, layer_names
+from compreps.model.networks import build_model, layer_names
 
 
 @pytest.mark.parametrize(("channels", "size"), [(3, 32), (1, 28)])

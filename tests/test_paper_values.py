@@ -1,4 +1,5 @@
-"""The paper's Tables 1-3 as data (compreps.paper): keys, rows, sources, and the printed text."""
+"""The paper's Tables 1-3 as data (compreps.analysis.paper): keys, rows, sources, and the printed
+text."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compreps.paper import (
+from compreps.analysis.paper import (
     CONFIG_NAMES,
     NAMED_REPS_CONFIGS,
     PAPER_FILES,
@@ -18,7 +19,7 @@ from compreps.paper import (
     paper_values,
     reps_configs,
 )
-from compreps.paper.claims import CLAIMS, PROTOCOL
+from compreps.analysis.paper.claims import CLAIMS, PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = Path("/work/shared/papers")

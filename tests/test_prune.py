@@ -10,10 +10,10 @@ import torch
 from conftest import random_bn_model
 from torch import nn
 
-import compreps.compress as compress_module
-from compreps.checkpoints import load_model, save_checkpoint
-from compreps.files import CompRepsError, sha256_file
-from compreps.prune import prune_global_l1
+import compreps.model.compression.step as compress_module
+from compreps.core.files import CompRepsError, sha256_file
+from compreps.model.checkpoints import load_model, save_checkpoint
+from compreps.model.compression.prune import prune_global_l1
 
 
 def small_model(seed: int = 0) -> nn.Module:

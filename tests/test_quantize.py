@@ -12,16 +12,16 @@ import torch
 from conftest import random_bn_model
 from torch import nn
 
-import compreps.compress as compress_module
-from compreps.checkpoints import load_model, save_checkpoint
-from compreps.files import CompRepsError, sha256_file
-from compreps.models import build_model, compressible_modules
-from compreps.quantize import (
+import compreps.model.compression.step as compress_module
+from compreps.core.files import CompRepsError, sha256_file
+from compreps.model.checkpoints import load_model, save_checkpoint
+from compreps.model.compression.quantize import (
     activation_qparams,
     attach_activation_quantization,
     minmax_quantize,
     quantize_model,
 )
+from compreps.model.networks import build_model, compressible_modules
 
 SCHEMES = ("paper", "uniform", "per_channel")
 ARCH = {"arch": "resnet18", "width": 4, "in_channels": 3, "num_classes": 10}

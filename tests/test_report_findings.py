@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from compreps import report_findings as rf
-from compreps.report_findings import FAILS, HOLDS, SCALE, UNJUDGED, Scale
-from compreps.report_paper import NOT_IN_PAPER, PaperCells
-from compreps.vocabulary import CORRELATION_COLUMNS
+from compreps.analysis.report import findings as rf
+from compreps.analysis.report.findings import FAILS, HOLDS, SCALE, UNJUDGED, Scale
+from compreps.analysis.report.paper_side import NOT_IN_PAPER, PaperCells
+from compreps.core.vocabulary import CORRELATION_COLUMNS
 
 AT_SCALE = Scale(n_train=50000, width=64, epochs=50, base_accuracy=0.93)
 SMALL = Scale(n_train=5085, width=8, epochs=15, base_accuracy=0.57)
@@ -142,7 +142,7 @@ def test_paper_cell_shows_both_versions_where_they_differ(monkeypatch):
     assert cells.cell(2, "cka_linear", "plcc") == NOT_IN_PAPER
     assert cells.cell(2, "gtfa", "plcc") == "0.8059"
     two = [(0.1, "000, Table 9, row 'x'"), (0.2, "001, Table 9, row 'x'")]
-    monkeypatch.setattr("compreps.report_paper.paper_value", lambda *a: two)
+    monkeypatch.setattr("compreps.analysis.report.paper_side.paper_value", lambda *a: two)
     assert cells.cell(9, "x", "plcc") == "0.1000 (000) / 0.2000 (001)"
     section = cells.section()
     assert "- Table 2, `gtfa`, plcc: 0.8059 — 000, Table 2" in section

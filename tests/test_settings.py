@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compreps import settings as S
-from compreps.files import CompRepsError
+from compreps.core import settings as S
+from compreps.core.files import CompRepsError
 
 ROOT = Path(__file__).resolve().parents[1]
 

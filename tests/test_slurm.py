@@ -303,7 +303,7 @@ def test_requeued_training_resumes_bit_identical(tmp_path):
     results/train_state/base.pt and ends with exactly the weights of an uninterrupted run."""
     import torch
 
-    from compreps.checkpoints import load_checkpoint
+    from compreps.model.checkpoints import load_checkpoint
 
     cluster = local_cluster()
     # state_interval_s 0: the resume state is saved at every epoch end

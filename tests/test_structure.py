@@ -1,5 +1,7 @@
-"""The package's shape: no import cycle, no module over 450 lines, torch-free analysis steps,
-and code hashes in the rules that cover exactly the code each analysis step runs."""
+"""The package's shape, read from the folder tree: the worlds are the subpackages
+``compreps.core`` (torch-free, imports no world), ``compreps.model`` (torch) and
+``compreps.analysis`` (no torch, no model world); no import cycle; size limits; and the code
+hashes of the analysis rules cover exactly the code each analysis step runs."""
 
 from __future__ import annotations
 
@@ -11,75 +13,70 @@ from pathlib import Path
 
 import pytest
 
+from compreps import code_graph
 from compreps.cli import ANALYSIS_STEPS, STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "compreps"
-MAX_LINES = 450
-# analysis rule (workflow/rules/*.smk) -> the step it runs
-RULE_STEPS = {
-    "accuracy_table": "accuracy-table",
-    "model_metrics": "metrics",
-    "metrics_table": "metrics-table",
-    "correlations": "correlate",
-    "sensitivity": "sensitivity",
-    "figures": "figures",
-    "report": "report",
-}
+MAX_LINES = 400
+MAX_FUNCTION_LINES = 60
+CORE, MODEL, ANALYSIS = "compreps.core", "compreps.model", "compreps.analysis"
+WORLDS = (CORE, MODEL, ANALYSIS)
 
 
-def source(module: str) -> Path:
-    """``compreps/<module>.py``, or ``compreps/<module>/__init__.py`` for a subpackage."""
-    path = PACKAGE / f"{module}.py"
-    return path if path.exists() else PACKAGE / module / "__init__.py"
+def world(module: str) -> str | None:
+    """The world a module belongs to, from its folder (None: the package's glue, e.g. cli)."""
+    return next((w for w in WORLDS if module == w or module.startswith(w + ".")), None)
 
 
-def imported_modules(module: str) -> set[str]:
-    """compreps modules imported anywhere in ``module``'s source (also inside functions);
-    a subpackage counts as one module (its ``__init__``)."""
-    tree = ast.parse(source(module).read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "compreps" and len(parts) >= 2 and source(parts[1]).exists():
-                found.add(parts[1])
-    return found - {module}
+def test_every_module_but_the_glue_lives_in_a_world():
+    glue = {m for m in code_graph.all_modules() if world(m) is None}
+    assert glue == {
+        "compreps",
+        "compreps.__main__",
+        "compreps.checks",
+        "compreps.cli",
+        "compreps.code_graph",
+    }
 
 
-def all_modules() -> list[str]:
-    packages = [path.parent.name for path in PACKAGE.glob("*/__init__.py")]
-    return sorted([path.stem for path in PACKAGE.glob("*.py")] + packages)
+def test_init_files_are_empty():
+    # the torch-free import rule holds only if importing a package runs nothing
+    inits = [p for p in PACKAGE.rglob("__init__.py") if p.parent.name != "paper"]
+    assert inits and all(not p.read_text().strip() or p == PACKAGE / "__init__.py" for p in inits)
 
 
-def closure(module: str) -> set[str]:
-    seen, todo = set(), [module]
-    while todo:
-        current = todo.pop()
-        if current not in seen:
-            seen.add(current)
-            todo += imported_modules(current)
-    return seen
+@pytest.mark.parametrize(
+    ("importer", "forbidden"),
+    [(CORE, (MODEL, ANALYSIS)), (ANALYSIS, (MODEL,))],
+)
+def test_world_imports(importer, forbidden):
+    bad = {
+        (module, imported)
+        for module in code_graph.all_modules()
+        if world(module) == importer
+        for imported in code_graph.imports_of(module)
+        if world(imported) in forbidden
+    }
+    assert not bad, sorted(bad)
 
 
 def test_no_import_cycle():
-    graph = {module: imported_modules(module) for module in all_modules()}
+    graph = {
+        m: {i for i in code_graph.imports_of(m) if i != "compreps"}
+        for m in code_graph.all_modules()
+    }
+    # a package's __init__ is imported with each of its modules: not an edge of a cycle
+    graph = {m: {i for i in deps if not m.startswith(i + ".")} for m, deps in graph.items()}
     state: dict[str, int] = {}
 
     def visit(module, path):
         if state.get(module) == 1:
-            cycle = path[path.index(module) :] + [module]
-            pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            pytest.fail(f"import cycle: {' -> '.join(path[path.index(module) :] + [module])}")
         if state.get(module) == 2:
             return
         state[module] = 1
-        for dep in sorted(graph[module]):
+        for dep in sorted(graph.get(module, ())):
             visit(dep, [*path, module])
         state[module] = 2
 
@@ -96,46 +93,63 @@ def test_no_module_over_the_line_limit():
     assert not long, long
 
 
-def code_modules() -> dict[str, list[str]]:
-    """The CODE_MODULES literal of workflow/rules/common.smk."""
-    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    match = re.search(r"^CODE_MODULES = (\{.*?^\})", text, re.S | re.M)
-    assert match, "common.smk defines no CODE_MODULES = {...}"
-    return ast.literal_eval(match.group(1))
+def test_no_function_over_the_line_limit():
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(PACKAGE)}:{node.name}"] = n
+    assert not long, long
 
 
-def test_code_modules_are_each_analysis_steps_imports():
-    declared = code_modules()
-    assert set(declared) == set(RULE_STEPS)
-    assert set(RULE_STEPS.values()) == set(ANALYSIS_STEPS)
-    for rule, step in RULE_STEPS.items():
-        expected = closure(STEPS[step].removeprefix("compreps."))
-        assert sorted(declared[rule]) == sorted(expected), rule
+def analysis_rule_steps() -> dict[str, tuple[str, str]]:
+    """rule -> (the step its shell runs, the step its code hash names), from the rule files."""
+    found = {}
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", path.read_text(), flags=re.M)[1:]:
+            name = block.split(":", 1)[0].strip()
+            run = re.search(r'"compreps ([a-z-]+)', block)
+            hashed = re.search(r'code=code_hash\("([a-z-]+)"\)', block)
+            if run and run.group(1) in ANALYSIS_STEPS:
+                found[name] = (run.group(1), hashed.group(1) if hashed else None)
+    return found
 
 
-def test_analysis_code_is_torch_free_and_model_code_stays_out():
-    model_world = {
-        "models",
-        "checkpoints",
-        "train",
-        "activations",
-        "compress",
-        "prune",
-        "structured",
-        "fold",
-        "model_cost",
-        "dense_view",
-    }
-    for step in ANALYSIS_STEPS:
-        assert not closure(STEPS[step].removeprefix("compreps.")) & model_world, step
+def test_every_analysis_rule_hashes_the_step_it_runs():
+    rules = analysis_rule_steps()
+    assert {step for step, _ in rules.values()} == set(ANALYSIS_STEPS)
+    for rule, (step, hashed) in rules.items():
+        assert hashed == step, rule
 
 
-def test_a_correlation_code_change_reaches_only_its_rule():
+def test_model_rules_carry_no_code_hash():
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", path.read_text(), flags=re.M)[1:]:
+            run = re.search(r'"compreps ([a-z-]+)', block)
+            if run and world(STEPS[run.group(1)]) == MODEL:
+                assert "code_hash" not in block, block.split(":", 1)[0]
+
+
+def test_a_correlation_code_change_reaches_only_its_step():
     # figures and report rerun through their input correlations.csv, not through code
-    declared = code_modules()
-    assert [rule for rule, modules in declared.items() if "correlate" in modules] == [
-        "correlations"
-    ]
+    correlate = "compreps.analysis.statistics.correlate"
+    reached = [s for s in ANALYSIS_STEPS if correlate in code_graph.closure(STEPS[s])]
+    assert reached == ["correlate"]
+
+
+def test_code_hash_changes_with_a_file_of_the_closure_only(tmp_path, monkeypatch):
+    step = STEPS["correlate"]
+    before = code_graph.code_hash(step)
+    files = code_graph.code_files(code_graph.closure(step))
+    assert PACKAGE / "analysis" / "statistics" / "rank_stats.py" in files
+    assert PACKAGE / "analysis" / "figures" / "step.py" not in files
+    # the paper's values are data of the sensitivity step's code
+    assert PACKAGE / "analysis" / "paper" / "values.csv" in code_graph.code_files(
+        code_graph.closure(STEPS["sensitivity"])
+    )
+    assert before == code_graph.code_hash(step)
 
 
 @pytest.mark.parametrize("step", ANALYSIS_STEPS)

@@ -11,10 +11,8 @@ import torch
 from conftest import random_bn_model
 from torch import nn
 
-from compreps.files import CompRepsError
-from compreps.model_cost import count_params_macs
-from compreps.models import build_model
-from compreps.structured import (
+from compreps.core.files import CompRepsError
+from compreps.model.compression.structured import (
     NexpImportance,
     check_level,
     global_ranking,
@@ -24,6 +22,8 @@ from compreps.structured import (
     rebuild,
     structure_of,
 )
+from compreps.model.cost import count_params_macs
+from compreps.model.networks import build_model
 
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 TOTAL_CHANNELS_W4 = 180  # width 4: streams 4+8+16+32, block-internal 2*(4+8+16+32)

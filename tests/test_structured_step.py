@@ -10,14 +10,14 @@ import pytest
 import torch
 from test_prune import small_model, write_base
 
-import compreps.compress as compress_module
-from compreps.activations import dump_activations
-from compreps.checkpoints import checkpoint_meta, load_model, save_checkpoint
-from compreps.dump import read_dump
-from compreps.files import CompRepsError
-from compreps.fold import compress_structured
-from compreps.model_cost import count_params_macs
-from compreps.settings import ProbeSettings
+import compreps.model.compression.step as compress_module
+from compreps.core.dump import read_dump
+from compreps.core.files import CompRepsError
+from compreps.core.settings import ProbeSettings
+from compreps.model.activations import dump_activations
+from compreps.model.checkpoints import checkpoint_meta, load_model, save_checkpoint
+from compreps.model.compression.fold import compress_structured
+from compreps.model.cost import count_params_macs
 
 OPTIONS = {
     "struct_l1": [],

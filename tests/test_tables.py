@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from compreps import cli
-from compreps.files import CompRepsError
-from compreps.tables import accuracy_table
+from compreps.analysis.tables import accuracy_table
+from compreps.core.files import CompRepsError
 
 MODELS = {  # model id -> accuracy
     "quant-2": 0.31,
@@ -77,7 +77,7 @@ def test_accuracy_table_names_a_dump_without_costs(tmp_path):
     import h5py
     from conftest import fake_dump
 
-    from compreps.dump import write_dump
+    from compreps.core.dump import write_dump
 
     path = tmp_path / "prune-0.5.h5"
     write_dump(path, fake_dump("prune-0.5"))

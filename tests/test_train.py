@@ -22,19 +22,23 @@ import numpy as np
 import pytest
 import torch
 
-from compreps import compress, runtime, train, train_state, train_step
-from compreps.checkpoints import (
+from compreps.core.files import CompRepsError
+from compreps.core.settings import ModelSettings, TrainSettings
+from compreps.model import runtime
+from compreps.model.checkpoints import (
     cpu_state_dict,
     load_checkpoint,
     load_model,
     save_checkpoint,
     verify_base_checkpoint,
 )
-from compreps.data import load_dataset
-from compreps.files import CompRepsError
-from compreps.image_data import ImageData
-from compreps.models import accuracy, build_model, predict_logits
-from compreps.settings import ModelSettings, TrainSettings
+from compreps.model.compression import step as compress
+from compreps.model.data.datasets import load_dataset
+from compreps.model.data.image_data import ImageData
+from compreps.model.networks import accuracy, build_model, predict_logits
+from compreps.model.training import state as train_state
+from compreps.model.training import step as train_step
+from compreps.model.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "cifar10-sample"

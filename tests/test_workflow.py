@@ -197,7 +197,7 @@ def test_user_base_checkpoint(ci_run, tmp_path):
     user_weights = workdir / "user_base.pt"
     import torch
 
-    from compreps.checkpoints import load_checkpoint
+    from compreps.model.checkpoints import load_checkpoint
 
     state_dict, _ = load_checkpoint(workdir / "results/checkpoints/base.pt")
     torch.save(state_dict, user_weights)  # a plain state dict, as users have them

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compreps.cifar10 import CIFAR10_TRAIN_FILES, read_cifar10_batch
-from compreps.files import atomic_write
+from compreps.core.files import atomic_write
+from compreps.model.data.cifar10 import CIFAR10_TRAIN_FILES, read_cifar10_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCHES = "cifar-10-batches-py"

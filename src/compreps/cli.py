@@ -2,7 +2,7 @@
 
 Each step lives in a module exposing ``main(argv) -> int`` (``argv[0]`` is the step name); this
 dispatcher imports only the module asked for, so an analysis step never imports torch.
-Errors meant for the user (:class:`compreps.files.CompRepsError`) print one line and exit 1;
+Errors meant for the user (:class:`compreps.core.files.CompRepsError`) print one line and exit 1;
 with ``COMPREPS_DEBUG=1`` in the environment the full traceback is shown instead.
 """
 
@@ -12,29 +12,29 @@ import importlib
 import os
 import sys
 
-from compreps.files import CompRepsError
+from compreps.core.files import CompRepsError
 
 # step name -> module that implements it
 STEPS = {
     # model world (torch)
-    "prepare-data": "compreps.data",
-    "coreset": "compreps.coreset",
-    "train": "compreps.train",
-    "import-base": "compreps.compress",
-    "prune": "compreps.compress",
-    "quantize": "compreps.compress",
-    "structured": "compreps.compress",
-    "activations": "compreps.activations",
+    "prepare-data": "compreps.model.data.datasets",
+    "coreset": "compreps.model.data.coreset",
+    "train": "compreps.model.training.train",
+    "import-base": "compreps.model.compression.step",
+    "prune": "compreps.model.compression.step",
+    "quantize": "compreps.model.compression.step",
+    "structured": "compreps.model.compression.step",
+    "activations": "compreps.model.activations",
     # analysis world (reads dumps and tables only)
-    "accuracy-table": "compreps.tables",
-    "metrics": "compreps.metrics",
-    "metrics-table": "compreps.tables",
-    "correlate": "compreps.correlate",
-    "sensitivity": "compreps.sensitivity",
-    "figures": "compreps.figures",
-    "report": "compreps.report",
+    "accuracy-table": "compreps.analysis.tables",
+    "metrics": "compreps.analysis.metrics.step",
+    "metrics-table": "compreps.analysis.tables",
+    "correlate": "compreps.analysis.statistics.correlate",
+    "sensitivity": "compreps.analysis.statistics.sensitivity",
+    "figures": "compreps.analysis.figures.step",
+    "report": "compreps.analysis.report.step",
     # workflow
-    "check-config": "compreps.config",
+    "check-config": "compreps.checks",
 }
 ANALYSIS_STEPS = (
     "accuracy-table",

@@ -35,6 +35,6 @@ rule accuracy_table:
     resources:
         **job_resources("analysis"),
     params:
-        code=code_hash("accuracy_table"),
+        code=code_hash("accuracy-table"),
     shell:
         "compreps accuracy-table --activations {input} --out {output} 2> {log}"

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
-from compreps import vocabulary
-from compreps.settings import config_arguments
+from compreps import code_graph
+from compreps.cli import STEPS
+from compreps.core import vocabulary
+from compreps.core.settings import config_arguments
 
 ENV = "../../envs/compreps.yaml"
 # Jobs run the package through one shell function, `compreps`, which calls the interpreter
@@ -27,12 +29,12 @@ shell.prefix(
 
 
 def cli_args(*sections):
-    """The step options of config sections (compreps.settings.config_arguments): use it as a
+    """The step options of config sections (compreps.core.settings.config_arguments): use it as a
     params value, so a change of any value in those sections reruns the job."""
     return config_arguments(config, *sections)
 
 
-# Model ids (compreps.vocabulary): base, coreset-<fraction>, prune-<ratio>, quant-<bits>,
+# Model ids (compreps.core.vocabulary): base, coreset-<fraction>, prune-<ratio>, quant-<bits>,
 # struct_l1-<level>, nexp-<level>, fold-<level> (level = fraction of channels removed).
 MODELS = vocabulary.model_ids(config)
 STRUCTURED_PATTERN = "|".join(vocabulary.STRUCTURED_FAMILIES)
@@ -72,87 +74,11 @@ wildcard_constraints:
     bits=r"[0-9]+",
 
 
-# The package modules behind each analysis rule, i.e. the transitive compreps imports of its
-# step module (tests/test_structure.py checks this map against the code). Passed as a code hash
-# param, so a code change reruns exactly the rules that run that code (Snakemake does not
-# track imports).
-CODE_MODULES = {
-    "accuracy_table": ["dump", "files", "tables", "vocabulary"],
-    "model_metrics": [
-        "compare",
-        "dump",
-        "files",
-        "hierarchy",
-        "metric",
-        "metrics",
-        "output_metrics",
-        "settings",
-        "spectra",
-        "vocabulary",
-        "weight_similarity",
-    ],
-    "metrics_table": ["dump", "files", "tables", "vocabulary"],
-    "correlations": ["correlate", "files", "rank_stats", "settings", "vocabulary"],
-    "sensitivity": [
-        "files",
-        "paper",
-        "rank_stats",
-        "sensitivity",
-        "settings",
-        "vocabulary",
-    ],
-    "figures": [
-        "dump",
-        "figure_style",
-        "figures",
-        "figures_families",
-        "figures_models",
-        "figures_tables",
-        "files",
-        "metric",
-        "settings",
-        "spectra",
-        "vocabulary",
-    ],
-    "report": [
-        "files",
-        "paper",
-        "report",
-        "report_findings",
-        "report_paper",
-        "settings",
-        "vocabulary",
-    ],
-}
-PACKAGE = Path(workflow.basedir) / "src" / "compreps"
-if (
-    not PACKAGE.is_dir()
-):  # a copy of the workflow without src/: the installed package runs
-    import compreps
-
-    PACKAGE = Path(compreps.__file__).parent
-
-
-def code_files(module):
-    """compreps/<module>.py, or every file of the subpackage compreps/<module>/ (its data too)."""
-    path = PACKAGE / f"{module}.py"
-    if path.exists():
-        return [path]
-    folder = PACKAGE / module
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    )
-
-
-def code_hash(rule):
-    """sha256 over the sources of the modules rule ``rule`` runs (CODE_MODULES)."""
-    digest = hashlib.sha256()
-    for module in sorted(CODE_MODULES[rule]):
-        for path in code_files(module):
-            name = path.relative_to(PACKAGE).as_posix()
-            for part in (name.encode(), b"\0", path.read_bytes()):
-                digest.update(part)
-    return digest.hexdigest()[:16]
+def code_hash(step):
+    """A hash of the code an analysis step runs (its module's import closure, read from the
+    source by compreps.code_graph): a params value, so a change in that code, and only in it,
+    reruns the rule (Snakemake does not track imports)."""
+    return code_graph.code_hash(STEPS[step])
 
 
 def job_resources(kind, gpu=False):

@@ -47,7 +47,7 @@ rule quantize:
         " --eval-batch-size {params.eval_batch_size} --out {output} 2> {log}"
 
 
-# struct_l1, nexp, fold (compreps.structured, compreps.fold): whole channels removed or merged.
+# struct_l1, nexp, fold (compreps.model.compression.structured, compreps.model.compression.fold): whole channels removed or merged.
 rule compress_structured:
     input:
         base="results/checkpoints/base.pt",

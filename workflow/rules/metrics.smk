@@ -17,7 +17,7 @@ rule model_metrics:
         **job_resources("analysis"),
     params:
         settings=cli_args("metrics", "probe"),
-        code=code_hash("model_metrics"),
+        code=code_hash("metrics"),
     shell:
         "compreps metrics --model-id {wildcards.model} --base-dump {input.base_dump}"
         " --dump {input.dump} {params.settings} --out {output} 2> {log}"
@@ -40,7 +40,7 @@ rule metrics_table:
     resources:
         **job_resources("analysis"),
     params:
-        code=code_hash("metrics_table"),
+        code=code_hash("metrics-table"),
     shell:
         "compreps metrics-table --inputs {input} --out {output} 2> {log}"
 
@@ -64,7 +64,7 @@ rule correlations:
         **job_resources("analysis"),
     params:
         settings=cli_args("correlation"),
-        code=code_hash("correlations"),
+        code=code_hash("correlate"),
     shell:
         "compreps correlate --metrics {input.metrics} --accuracy {input.accuracy}"
         " {params.settings} --out {output} 2> {log}"

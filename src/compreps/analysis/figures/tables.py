@@ -1,0 +1,167 @@
+"""The figures drawn from the tables: accuracy against compression level, metrics against
+accuracy (annotated with Table 2's pooled PLCC) and the REPS weight sensitivity heat map."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from compreps.analysis.figures.style import (
+    FAMILY_AXES,
+    FAMILY_COLORS,
+    empty_panel,
+    find_model,
+    id_family_level,
+    model_rows,
+    plt,
+)
+
+SCATTER_METRICS = (
+    ("reps_weighted", "REPS (weighted)"),
+    ("gtfa", "GTFA"),
+    ("prediction_agreement", "prediction agreement"),
+    ("weight_similarity", "weight similarity"),
+)
+# Named REPS weight configurations marked on the heat map (sensitivity.named_reps_configs)
+HEATMAP_MARKERS = (("weighted", "*"), ("equal", "o"))
+
+
+def plot_accuracy_vs_level(accuracy: pd.DataFrame):
+    """Accuracy against compression level, one panel per family, base as a dashed line."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+    ids = list(accuracy["model"])
+    base_id = find_model(ids, "base", None)
+    base_acc = (
+        float(accuracy.loc[accuracy["model"] == base_id, "accuracy"].iloc[0])
+        if base_id
+        else math.nan
+    )
+    for ax, family in zip(axes, FAMILY_AXES, strict=True):
+        levels = [
+            (id_family_level(m)[1], acc)
+            for m, acc in zip(accuracy["model"], accuracy["accuracy"], strict=True)
+            if id_family_level(m)[0] == family
+        ]
+        levels.sort()
+        if levels:
+            x, y = zip(*levels, strict=True)
+            ax.plot(x, y, marker="o", color=FAMILY_COLORS[family], label=family)
+        else:
+            empty_panel(ax, f"no {family} models in this run")
+        if not math.isnan(base_acc):
+            ax.axhline(base_acc, ls="--", color="black", lw=1, label="ORG (base)")
+        if family == "coreset" and levels:
+            ax.set_xscale("log")
+        ax.set_xlabel(FAMILY_AXES[family])
+        ax.set_title(family)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_accuracy(
+    metrics: pd.DataFrame, accuracy: pd.DataFrame, correlations: pd.DataFrame
+):
+    """Model-level metrics against accuracy for the compressed models, coloured by family;
+    each panel's title gives the metric's pooled PLCC and n from Table 2 (``correlations``)."""
+    pooled = correlations[correlations["scope"] == "all"].set_index("metric")
+    rows = model_rows(metrics)
+    rows = rows[rows["family"] != "base"]
+    acc = accuracy.drop_duplicates("model").set_index("model")["accuracy"]
+    fig, axes = plt.subplots(
+        1, len(SCATTER_METRICS), figsize=(4.2 * len(SCATTER_METRICS), 3.6), sharey=True
+    )
+    for ax, (metric, title) in zip(axes, SCATTER_METRICS, strict=True):
+        sel = rows[rows["metric"] == metric].copy()
+        sel["accuracy"] = sel["model"].map(acc)
+        sel = sel[sel["accuracy"].notna()]
+        if sel.empty:
+            empty_panel(ax, f"{metric}: not in this run")
+            ax.set_title(title)
+            continue
+        degenerate = sel["degenerate"].astype(bool) | sel["value"].isna()
+        for family, group in sel.groupby("family"):
+            bad = degenerate.loc[group.index]
+            ax.scatter(
+                group.loc[~bad, "value"],
+                group.loc[~bad, "accuracy"],
+                s=22,
+                color=FAMILY_COLORS.get(family, "gray"),
+                label=family,
+            )
+            if bad.any():
+                ax.scatter(
+                    group.loc[bad, "value"],
+                    group.loc[bad, "accuracy"],
+                    s=22,
+                    marker="x",
+                    color=FAMILY_COLORS.get(family, "gray"),
+                )
+        plcc, n = (
+            (pooled.at[metric, "plcc"], int(pooled.at[metric, "n"]))
+            if metric in pooled.index
+            else (math.nan, 0)
+        )
+        ax.set_title(f"{title}\nPLCC {plcc:.3f} (n={n})", fontsize=10)
+        ax.set_xlabel(metric)
+    axes[0].set_ylabel("accuracy (= -drop + base accuracy)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sensitivity_heatmap(sensitivity: pd.DataFrame):
+    """PLCC over (w_separation, w_decay): best and worst over the split of the rest between
+    w_effective_rank and w_alive."""
+    grid = sensitivity[sensitivity["config"] == "grid"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    if grid.empty or grid["plcc"].isna().all():
+        for ax in axes:
+            empty_panel(ax, "no sensitivity values (too few models?)")
+        return fig
+    steps = np.unique(np.round(grid["w_separation"].to_numpy(float), 9))
+    step = float(np.min(np.diff(steps))) if steps.size > 1 else 1.0
+    parts = round(1.0 / step)
+    cell = 1.0 / parts
+    keys = [
+        np.round(grid["w_separation"] * parts).astype(int).rename("i_s"),
+        np.round(grid["w_decay"] * parts).astype(int).rename("i_d"),
+    ]
+    images = {}
+    for how in ("max", "min"):
+        images[how] = np.full((parts + 1, parts + 1), np.nan)
+        for (i_s, i_d), value in grid["plcc"].groupby(keys).agg(how).items():
+            images[how][i_d, i_s] = value
+    # one colour scale for both panels, spanning the values (a fixed [-1, 1] hides differences)
+    low = float(np.nanmin(images["min"]))
+    high = max(float(np.nanmax(images["max"])), low + 1e-3)
+    for ax, (how, title) in zip(axes, (("max", "best"), ("min", "worst")), strict=True):
+        mesh = ax.imshow(
+            images[how],
+            origin="lower",
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
+            extent=(-cell / 2, 1 + cell / 2, -cell / 2, 1 + cell / 2),
+        )
+        for name, marker in HEATMAP_MARKERS:
+            named = sensitivity[sensitivity["config"] == name]
+            if len(named):
+                ax.scatter(
+                    named["w_separation"],
+                    named["w_decay"],
+                    marker=marker,
+                    s=90,
+                    color="red",
+                    edgecolor="white",
+                    label=name,
+                )
+        ax.set_title(f"{title} PLCC over w_effective_rank/w_alive split", fontsize=10)
+        ax.set_xlabel("w_separation")
+        ax.legend(fontsize=8, loc="upper right")
+    axes[0].set_ylabel("w_decay")
+    fig.colorbar(mesh, ax=axes, label="PLCC of REPS with accuracy")
+    return fig

@@ -1,0 +1,102 @@
+"""The ``accuracy-table`` step (Table 1, from the dumps' attributes) and the ``metrics-table``
+step (every per-model metrics CSV in one table)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+
+import pandas as pd
+
+from compreps.core.dump import read_attributes
+from compreps.core.files import CompRepsError, damaged_file_error, log, read_table, write_csv
+from compreps.core.vocabulary import (
+    ACCURACY_TABLE_COLUMNS,
+    FAMILIES,
+    METRIC_COLUMNS,
+    family_sort_key,
+)
+
+
+def _table_order(table: pd.DataFrame) -> pd.Index:
+    """Table 1 order: family, then level (vocabulary.family_sort_key), stable."""
+    keys = [family_sort_key(f, lv) for f, lv in zip(table["family"], table["level"], strict=True)]
+    sort_key = pd.DataFrame(keys, columns=["family", "level"], index=table.index)
+    return sort_key.sort_values(["family", "level"], kind="stable", na_position="first").index
+
+
+def accuracy_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Table 1: ``model, family, level, accuracy, param_fraction, macs`` from the dumps'
+    attributes, base first, then coresets by decreasing fraction, pruning by increasing ratio,
+    quantisation by decreasing bits, the structured families by increasing level."""
+    rows = []
+    for path in paths:
+        attrs = read_attributes(path)
+        if attrs["family"] not in FAMILIES:
+            raise damaged_file_error(path, f"unknown family {attrs['family']!r}")
+        missing = [key for key in ACCURACY_TABLE_COLUMNS if key not in attrs]
+        if missing:
+            raise CompRepsError(
+                f"{path} has no attribute(s) {', '.join(missing)} (written by an older "
+                f"compreps): rerun rule 'activations' (snakemake --forcerun {path})"
+            )
+        rows.append({key: attrs[key] for key in ACCURACY_TABLE_COLUMNS})
+    if not rows:
+        raise CompRepsError("accuracy-table needs at least one activation file")
+    table = pd.DataFrame(rows, columns=list(ACCURACY_TABLE_COLUMNS))
+    duplicated = table["model"][table["model"].duplicated()].tolist()
+    if duplicated:
+        raise CompRepsError(f"model(s) listed twice: {', '.join(duplicated)}")
+    table["level"] = table["level"].astype(float)
+    table["accuracy"] = table["accuracy"].astype(float)
+    table["param_fraction"] = table["param_fraction"].astype(float)
+    table["macs"] = table["macs"].astype("int64")
+    return table.loc[_table_order(table)].reset_index(drop=True)
+
+
+def read_metrics_csv(path: str | os.PathLike) -> pd.DataFrame:
+    return read_table(path, "metrics file", METRIC_COLUMNS, rule="model_metrics")
+
+
+def metrics_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate per-model metric CSVs, sorted by family, level, model, layer, metric."""
+    frames = [read_metrics_csv(path) for path in paths]
+    if not frames:
+        raise CompRepsError("metrics-table needs at least one metrics CSV")
+    table = pd.concat(frames, ignore_index=True)
+    table["degenerate"] = table["degenerate"].astype(str).str.lower().eq("true")
+    duplicated = table.duplicated(["model", "layer", "metric"])
+    if duplicated.any():
+        models = sorted(table.loc[duplicated, "model"].unique())
+        raise CompRepsError(
+            f"metrics of model(s) {', '.join(models)} appear in more than one input file"
+        )
+    rank = {family: i for i, family in enumerate(FAMILIES)}
+    table["_rank"] = table["family"].map(rank).fillna(len(FAMILIES))
+    table = table.sort_values(
+        ["_rank", "level", "model", "layer", "metric"], kind="stable", na_position="first"
+    )
+    return table.drop(columns="_rank").reset_index(drop=True)
+
+
+STEPS = {
+    "accuracy-table": ("Collect the test accuracies (Table 1).", "--activations", accuracy_table),
+    "metrics-table": ("Concatenate the per-model metric CSVs.", "--inputs", metrics_table),
+}
+
+
+def main(argv: list[str]) -> int:
+    """``accuracy-table`` or ``metrics-table`` (``argv[0]`` is the step name)."""
+    step = argv[0]
+    if step not in STEPS:
+        raise CompRepsError(f"compreps.analysis.tables has no step {step!r}")
+    description, inputs, build = STEPS[step]
+    parser = argparse.ArgumentParser(prog=f"compreps {step}", description=description)
+    parser.add_argument(inputs, nargs="+", required=True, dest="inputs")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv[1:])
+    table = build(args.inputs)
+    write_csv(table, args.out)
+    log(f"{step}: {len(table)} rows from {len(args.inputs)} files -> {args.out}")
+    return 0
