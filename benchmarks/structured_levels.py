@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from compreps.model.compression.fold import compress_structured  # noqa: E402
+from compreps.model.compression.apply import apply_family  # noqa: E402
 from compreps.model.compression.structured import STRUCTURED_FAMILIES  # noqa: E402
 from compreps.model.data.datasets import load_dataset  # noqa: E402
 from compreps.model.networks import accuracy, build_model, normalize, predict_logits  # noqa: E402
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
             m = copy.deepcopy(model)
             options = {"bn_repair": args.bn_repair} if family == "fold" else {}
             t0 = time.perf_counter()
-            rec = compress_structured(m, family, level, calib, **options)
+            rec = apply_family(m, family, level, calib, **options)
             seconds = time.perf_counter() - t0
             row = (
                 f"{family:<10} {level:<6} {rec['achieved_level']:<9.4f} {rec['params']:<8} "

@@ -9,13 +9,13 @@ from conftest import random_bn_model
 from torch import nn
 
 from compreps.core.files import CompRepsError
+from compreps.model.compression.apply import apply_family
 from compreps.model.compression.dense_view import (
     axis_map,
     dense_model,
     kept_clusters,
     scatter_module,
 )
-from compreps.model.compression.fold import compress_structured
 
 
 def test_axis_map_of_pruning_and_folding():
@@ -82,7 +82,7 @@ def test_dense_view_computes_the_compact_function_in_the_base_shapes(method):
     model = random_batchnorm_model(1)
     dense_shapes = {k: v.shape for k, v in model.state_dict().items()}
     images = torch.randn(40, 3, 16, 16)
-    record = compress_structured(model, method, 0.5, images, image_size=16)
+    record = apply_family(model, method, 0.5, images, image_size=16)
     view = dense_model(model, "resnet18", 4, 3, 10, record["channel_map"])
     assert {k: v.shape for k, v in view.state_dict().items()} == dense_shapes
     with torch.no_grad():

@@ -16,7 +16,7 @@ from compreps.core.files import CompRepsError
 from compreps.core.settings import ProbeSettings
 from compreps.model.activations import dump_activations
 from compreps.model.checkpoints import checkpoint_meta, load_model, save_checkpoint
-from compreps.model.compression.fold import compress_structured
+from compreps.model.compression.apply import apply_family
 from compreps.model.cost import count_params_macs
 
 OPTIONS = {
@@ -108,7 +108,7 @@ def test_structured_step_rejects_bad_levels(tmp_path, monkeypatch):
 def test_round_trip_through_the_checkpoint_gives_identical_logits(tmp_path, method):
     model = small_model(5).eval()
     images = torch.randn(30, 3, 8, 8)
-    record = compress_structured(model, method, 0.4, images, image_size=8)
+    record = apply_family(model, method, 0.4, images, image_size=8)
     meta = checkpoint_meta(
         model_id=f"{method}-0.4",
         arch="resnet18",

@@ -34,8 +34,8 @@ def cli_args(*sections):
     return config_arguments(config, *sections)
 
 
-# Model ids (compreps.core.vocabulary): base, coreset-<fraction>, prune-<ratio>, quant-<bits>,
-# struct_l1-<level>, nexp-<level>, fold-<level> (level = fraction of channels removed).
+# Model ids (compreps.core.vocabulary): base and <family>-<level> for every family of the
+# registry (compreps.core.families), e.g. coreset-0.5, prune-0.9, quant-4, nexp-0.1.
 MODELS = vocabulary.model_ids(config)
 STRUCTURED_PATTERN = "|".join(vocabulary.STRUCTURED_FAMILIES)
 
@@ -66,7 +66,7 @@ def figure_outputs():
 
 
 wildcard_constraints:
-    model=rf"base|coreset-[0-9.]+|prune-[0-9.]+|quant-[0-9]+|({STRUCTURED_PATTERN})-[0-9.]+",
+    model=vocabulary.model_id_pattern(),
     family=STRUCTURED_PATTERN,
     level=r"[0-9.]+",
     fraction=r"[0-9.]+",

@@ -1,5 +1,10 @@
-"""The ``accuracy-table`` step (Table 1, from the dumps' attributes) and the ``metrics-table``
-step (every per-model metrics CSV in one table)."""
+"""The ``accuracy-table`` step (Table 1, from the dumps) and the ``metrics-table`` step (every
+per-model metrics CSV in one table).
+
+Each accuracy carries its uncertainty: ``n_test`` test images, ``n_correct`` of them classified
+right (argmax of the dump's logits, eq. 1 of 001), the Wilson score interval
+(:func:`~compreps.analysis.statistics.inference.wilson_interval`, :data:`CONFIDENCE`) and
+``drop`` = base accuracy − accuracy (0 for the base, NaN without a base in the inputs)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import argparse
 import os
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
-from compreps.core.dump import read_attributes
+from compreps.analysis.statistics.inference import wilson_interval
+from compreps.core.dump import read_attributes, read_dump
 from compreps.core.files import CompRepsError, damaged_file_error, log, read_table, write_csv
 from compreps.core.vocabulary import (
     ACCURACY_TABLE_COLUMNS,
@@ -17,6 +24,26 @@ from compreps.core.vocabulary import (
     METRIC_COLUMNS,
     family_sort_key,
 )
+
+CONFIDENCE = 0.95  # of the Wilson interval of every accuracy
+FROM_ATTRIBUTES = ("model", "family", "level", "accuracy", "param_fraction", "macs")
+
+
+def correct_predictions(path: str | os.PathLike) -> np.ndarray:
+    """Per test image: is the argmax of the dump's logits its label (bool, test-set order)."""
+    dump = read_dump(path, layers=[])
+    return np.argmax(dump.logits, axis=1) == dump.labels
+
+
+def _counts(path: str | os.PathLike, accuracy: float) -> dict:
+    correct = correct_predictions(path)
+    n_test, n_correct = int(correct.size), int(correct.sum())
+    if n_test and abs(n_correct / n_test - float(accuracy)) > 0.5 / n_test:
+        raise damaged_file_error(
+            path, f"accuracy attribute {accuracy} but {n_correct}/{n_test} logits are right"
+        )
+    low, high = wilson_interval(n_correct, n_test, CONFIDENCE)
+    return {"n_test": n_test, "n_correct": n_correct, "accuracy_low": low, "accuracy_high": high}
 
 
 def _table_order(table: pd.DataFrame) -> pd.Index:
@@ -28,20 +55,21 @@ def _table_order(table: pd.DataFrame) -> pd.Index:
 
 def accuracy_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Table 1: ``model, family, level, accuracy, param_fraction, macs`` from the dumps'
-    attributes, base first, then coresets by decreasing fraction, pruning by increasing ratio,
+    attributes, then the counts, Wilson interval and drop (module docstring); base first, then coresets by decreasing fraction, pruning by increasing ratio,
     quantisation by decreasing bits, the structured families by increasing level."""
     rows = []
     for path in paths:
         attrs = read_attributes(path)
         if attrs["family"] not in FAMILIES:
             raise damaged_file_error(path, f"unknown family {attrs['family']!r}")
-        missing = [key for key in ACCURACY_TABLE_COLUMNS if key not in attrs]
+        missing = [key for key in FROM_ATTRIBUTES if key not in attrs]
         if missing:
             raise CompRepsError(
                 f"{path} has no attribute(s) {', '.join(missing)} (written by an older "
                 f"compreps): rerun rule 'activations' (snakemake --forcerun {path})"
             )
-        rows.append({key: attrs[key] for key in ACCURACY_TABLE_COLUMNS})
+        row = {key: attrs[key] for key in FROM_ATTRIBUTES}
+        rows.append({**row, **_counts(path, attrs["accuracy"])})
     if not rows:
         raise CompRepsError("accuracy-table needs at least one activation file")
     table = pd.DataFrame(rows, columns=list(ACCURACY_TABLE_COLUMNS))
@@ -52,6 +80,8 @@ def accuracy_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     table["accuracy"] = table["accuracy"].astype(float)
     table["param_fraction"] = table["param_fraction"].astype(float)
     table["macs"] = table["macs"].astype("int64")
+    base = table.loc[table["family"] == "base", "accuracy"]
+    table["drop"] = (float(base.iloc[0]) if len(base) else np.nan) - table["accuracy"]
     return table.loc[_table_order(table)].reset_index(drop=True)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from compreps.core import data_files
+from compreps.core import data_files, families
 from compreps.core.files import CompRepsError
 from compreps.core.vocabulary import LEVEL_SOURCES, REPS_WEIGHT_KEYS
 
@@ -172,8 +172,29 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[Key, str]:
     return path, f"= {error.instance!r} is not allowed; allowed: {_allowed(error.schema)}"
 
 
+def registry_schema(schema: dict) -> dict:
+    """The config schema with the family registry's names (:mod:`compreps.core.families`) as
+    the ``families`` enum, and a level-list section for a registered family the schema file
+    does not describe."""
+    schema["properties"]["families"]["items"]["enum"] = list(families.REGISTRY)
+    for family in families.REGISTRY.values():
+        if family.section in schema["properties"]:
+            continue
+        level = family.level
+        item = {"type": "integer" if level.unit == "bits" else "number"}
+        item.update(minimum=level.low, maximum=level.high)
+        schema["properties"][family.section] = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [level.key],
+            "properties": {level.key: {"type": "array", "uniqueItems": True, "items": item}},
+        }
+        schema["required"].append(family.section)
+    return schema
+
+
 def _schema_problems(config: Mapping, schema_path: str | Path) -> list[tuple[Key, str]]:
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = registry_schema(yaml.safe_load(Path(schema_path).read_text()))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     return [_schema_problem(error) for error in errors]

@@ -18,6 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
+from compreps.core import families
 from compreps.core.files import CompRepsError
 from compreps.core.vocabulary import REPS_WEIGHT_KEYS
 
@@ -212,6 +213,25 @@ SECTIONS = (
 _SECTION_CLASSES = {cls.SECTION: cls for cls in SECTIONS}
 
 
+def section_class(section: str):
+    """The settings class of config section ``section``. A registered family without a class
+    of its own (:mod:`compreps.core.families`) gets one holding only its level list."""
+    if section in _SECTION_CLASSES:
+        return _SECTION_CLASSES[section]
+    family = families.section_family(section)
+    if family is None:
+        raise CompRepsError(f"unknown config section {section!r}")
+    kind = int if family.level.unit == "bits" else float
+    cls = dataclasses.make_dataclass(
+        f"{family.name.title()}Settings",
+        [(family.level.key, tuple[kind, ...])],
+        frozen=True,
+    )
+    cls.SECTION = section
+    _SECTION_CLASSES[section] = cls
+    return cls
+
+
 # --------------------------------------------------------------------------- config -> settings
 def _fields(cls) -> list[tuple[str, object]]:
     hints = typing.get_type_hints(cls)
@@ -258,7 +278,8 @@ def _build(cls, values: dict, where: str):
 
 
 def settings_from_config(config: dict) -> Settings:
-    """The ONE place the config becomes typed settings (after schema validation)."""
+    """Every section of a validated config as typed settings at once (tests, benchmarks);
+    a step builds only its own sections, from its options (:func:`from_arguments`)."""
     sections = {}
     for name, cls in _SECTION_CLASSES.items():
         if name not in config:
@@ -355,7 +376,6 @@ def config_arguments(config: dict, *sections: str) -> str:
     ``"--correlation-bootstrap 1000 --correlation-confidence 0.95 --correlation-seed 42"``."""
     parts = []
     for section in sections:
-        if section not in _SECTION_CLASSES:
-            raise CompRepsError(f"no settings section {section!r}")
+        section_class(section)  # an unknown section is an error
         parts += [f"{flag} {_cli_value(v)}" for flag, v in _cli_pairs(config[section], (section,))]
     return " ".join(parts)

@@ -1,41 +1,33 @@
 """The shared names of the project: model ids, families, metric names, CSV columns, figures.
 
 Used by the code and by the Snakemake rules (``workflow/rules/common.smk``) alike, so each name
-is written once. Imports nothing but the standard library.
+is written once. The families come from their registry (:mod:`compreps.core.families`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+
+from compreps.core import families
 
 # --------------------------------------------------------------------------- models
-# Families in Table 1 order; ``base`` has no level (NaN). The structured families (channels
-# removed or merged, level = fraction of channels removed) follow the paper's three.
-STRUCTURED_FAMILIES = ("struct_l1", "nexp", "fold")
-FAMILIES = ("base", "coreset", "prune", "quant", *STRUCTURED_FAMILIES)
-COMPRESSED_FAMILIES = FAMILIES[1:]
-# Table 1 order within a family: coresets by decreasing fraction, pruning by increasing ratio,
-# quantisation by decreasing bits, structured families by increasing fraction of channels
-# removed (from the mildest compression to the harshest).
-LEVEL_DESCENDING = {
-    "base": False,
-    "coreset": True,
-    "prune": False,
-    "quant": True,
-    **{family: False for family in STRUCTURED_FAMILIES},
-}
+# Families in Table 1 order, read from the registry (compreps.core.families); ``base`` has no
+# level (NaN). A family's level means what its registry entry says (unit and direction).
+BASE = "base"
+COMPRESSED_FAMILIES = families.names()
+FAMILIES = (BASE, *COMPRESSED_FAMILIES)
+STRUCTURED_FAMILIES = families.names(step="structured")
+# Table 1 order within a family: from the mildest compression to the harshest.
+LEVEL_DESCENDING = {BASE: False, **{f.name: f.descending for f in families.REGISTRY.values()}}
 # The config list each family's levels come from: (section, key).
-LEVEL_SOURCES = {
-    "coreset": ("coreset", "fractions"),
-    "prune": ("prune", "ratios"),
-    "quant": ("quantize", "bits"),
-    **{family: (family, "levels") for family in STRUCTURED_FAMILIES},
-}
+LEVEL_SOURCES = {f.name: (f.section, f.level.key) for f in families.REGISTRY.values()}
 # The dump attribute ``dense_view``: how a structured model's activations and weights are
 # written in the base's shapes (docs/metrics.md, "Structured models"); "none" for the others.
-DENSE_VIEWS = {"struct_l1": "pruned-zeros", "nexp": "pruned-zeros", "fold": "fold-unfolded"}
 NO_DENSE_VIEW = "none"
-BASE = "base"
+DENSE_VIEWS = {
+    f.name: f.dense_view for f in families.REGISTRY.values() if f.dense_view != NO_DENSE_VIEW
+}
 
 
 def model_id(family: str, level: object = None) -> str:
@@ -43,7 +35,7 @@ def model_id(family: str, level: object = None) -> str:
     value (``coreset-0.5``, ``quant-8``); ``("base", _) -> "base"``."""
     if family == BASE:
         return BASE
-    if family not in COMPRESSED_FAMILIES:
+    if family not in families.REGISTRY:
         raise ValueError(f"unknown family {family!r}: expected one of {', '.join(FAMILIES)}")
     return f"{family}-{level}"
 
@@ -52,16 +44,20 @@ def parse_model_id(model: str) -> tuple[str, float]:
     """``"prune-0.05" -> ("prune", 0.05)``; ``"base" -> ("base", nan)``."""
     if model == BASE:
         return BASE, math.nan
-    family, sep, level = model.partition("-")
+    family, sep, level = model.rpartition("-")
     try:
-        if not sep or family not in COMPRESSED_FAMILIES:
+        if not sep or family not in families.REGISTRY:
             raise ValueError
         return family, float(level)
     except ValueError:
-        raise ValueError(
-            f"bad model id {model!r}: expected base, coreset-<fraction>, prune-<ratio>, "
-            "quant-<bits> or struct_l1/nexp/fold-<fraction of channels removed>"
-        ) from None
+        expected = ", ".join(f"{f.name}-<{f.level.meaning}>" for f in families.REGISTRY.values())
+        raise ValueError(f"bad model id {model!r}: expected base or one of {expected}") from None
+
+
+def model_id_pattern() -> str:
+    """The regular expression of every model id (the rules' ``model`` wildcard)."""
+    ids = [f"{re.escape(f.name)}-{f.level.pattern}" for f in families.REGISTRY.values()]
+    return "|".join([BASE, *ids])
 
 
 def model_ids(config: dict) -> list[str]:
@@ -114,20 +110,38 @@ METRIC_COLUMNS = ("model", "family", "level", "layer", "metric", "value", "degen
 ACCURACY_COLUMNS = ("model", "family", "level", "accuracy")  # what readers of the table need
 # What accuracy-table writes: also each model's parameters as a fraction of the base's and its
 # multiply-accumulates per image (1.0 and the base's MACs for the dense families).
-ACCURACY_TABLE_COLUMNS = (*ACCURACY_COLUMNS, "param_fraction", "macs")
+ACCURACY_TABLE_COLUMNS = (
+    *ACCURACY_COLUMNS,
+    "param_fraction",
+    "macs",
+    # from the dump's labels and logits: test images, correct ones, the Wilson interval of the
+    # accuracy (correlation.confidence) and the drop from the base's accuracy
+    "n_test",
+    "n_correct",
+    "accuracy_low",
+    "accuracy_high",
+    "drop",
+)
 COEFFICIENTS = ("plcc", "srcc", "krcc")
 # ci_method: BCa or percentile (scipy.stats.bootstrap); note: why a coefficient is undefined
 CORRELATION_COLUMNS = (
     ("metric", "scope", "n", "n_excluded")
     + tuple(f"{coef}{suffix}" for coef in COEFFICIENTS for suffix in ("", "_low", "_high", "_p"))
     + ("ci_method", "note")
+    # the sign convention, then the confound-aware and influence columns (correlate.py)
+    + ("target",)
+    + ("plcc_partial", "plcc_partial_p", "srcc_partial", "srcc_partial_p")
+    + ("krcc_granulated", "n_families")
+    + tuple(f"{c}_lofo_{end}" for c in ("plcc", "srcc") for end in ("low", "high"))
+    + tuple(f"{c}_lomo_{end}" for c in COEFFICIENTS for end in ("low", "high"))
+    + ("influence",)
 )
 SENSITIVITY_WEIGHT_COLUMNS = tuple(f"w_{key}" for key in REPS_WEIGHT_KEYS)
 SENSITIVITY_COLUMNS = ("config", *SENSITIVITY_WEIGHT_COLUMNS, "n", *COEFFICIENTS)
 # Correlation scopes: every compressed model ("all"); the paper's three families ("paper": the 24
 # models of its Tables 2 and 3, a scope of its own only when the run has other families too);
 # then each family alone.
-PAPER_FAMILIES = ("coreset", "prune", "quant")
+PAPER_FAMILIES = tuple(f.name for f in families.REGISTRY.values() if f.paper)
 PAPER_SCOPE = "paper"
 SCOPES = ("all", PAPER_SCOPE, *COMPRESSED_FAMILIES)
 

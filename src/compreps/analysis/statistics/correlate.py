@@ -14,6 +14,13 @@ distribution, its resamples with a constant column (no coefficient) left out; if
 still lies outside (a tail of tied models), that interval widened to the estimate
 (``percentile+estimate``). ``ci_method`` says which one each row's intervals used; ``note``
 says why a coefficient is undefined.
+
+Beside each pooled coefficient (:mod:`compreps.analysis.statistics.confounds`): the partial
+PLCC and SRCC controlling for family, the granulated Kendall (mean within-family τ-b), the
+leave-one-family-out range of PLCC and SRCC (scopes of two families or more) and the
+leave-one-model-out range of every coefficient, with ``influence`` naming each model whose
+removal moves a coefficient by more than 0.1 or flips its sign. ``target`` states the sign
+convention of every row.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from compreps.analysis.statistics.confounds import (
+    granulated_kendall,
+    influence_note,
+    leave_one_out,
+    partial_correlation,
+)
 from compreps.analysis.statistics.rank_stats import (
     MIN_MODELS,
     ROWWISE,
@@ -127,6 +140,29 @@ def undefined_note(x: np.ndarray, y: np.ndarray, n_excluded: int) -> str:
     return "; ".join(notes)
 
 
+def confound_columns(x: np.ndarray, y: np.ndarray, families, models, estimates) -> dict:
+    """The confound-aware and influence columns of one row (module docstring)."""
+    out: dict[str, object] = {"target": TARGET}
+    for coef in ("plcc", "srcc"):
+        out[f"{coef}_partial"], out[f"{coef}_partial_p"] = partial_correlation(x, y, families, coef)
+    out["krcc_granulated"], out["n_families"] = granulated_kendall(x, y, families)
+    several = len(set(families)) > 1
+    for coef in ("plcc", "srcc"):
+        values = list(leave_one_out(x, y, families, coef).values()) if several else []
+        finite = [v for v in values if math.isfinite(v)]
+        out[f"{coef}_lofo_low"] = min(finite) if finite else math.nan
+        out[f"{coef}_lofo_high"] = max(finite) if finite else math.nan
+    notes = []
+    for coef in COEFFICIENTS:
+        without = leave_one_out(x, y, models, coef)
+        finite = [v for v in without.values() if math.isfinite(v)]
+        out[f"{coef}_lomo_low"] = min(finite) if finite else math.nan
+        out[f"{coef}_lomo_high"] = max(finite) if finite else math.nan
+        notes.append(influence_note(estimates[coef], without, coef))
+    out["influence"] = "; ".join(note for note in notes if note)
+    return out
+
+
 # --------------------------------------------------------------------------- tables
 def _scope_rows(table: pd.DataFrame, scope: str) -> pd.DataFrame:
     """The rows a scope pools; empty for ``paper`` when it would repeat ``all``."""
@@ -169,6 +205,9 @@ def correlation_table(
             record.update(estimates)
             record.update(bootstrap_intervals(x, y, estimates, settings))
             record["note"] = undefined_note(x, y, record["n_excluded"])
+            families = rows.loc[valid, "family"].to_numpy()
+            models = rows.loc[valid, "model"].to_numpy()
+            record.update(confound_columns(x, y, families, models, estimates))
             records.append(record)
     return pd.DataFrame.from_records(records, columns=list(CORRELATION_COLUMNS))
 

@@ -32,7 +32,6 @@ from compreps.core.files import CompRepsError
 from compreps.model.networks import build_model
 
 REMOVED = -1
-AXES = ("out", "in")
 
 
 # ----------------------------------------------------------------------------- maps

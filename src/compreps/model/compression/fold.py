@@ -33,7 +33,6 @@ from torch import nn
 from compreps.core.files import CompRepsError
 from compreps.model.compression.dense_view import kept_clusters
 from compreps.model.compression.structured import (
-    PRUNE_METHODS,
     L1FilterImportance,
     channel_maps,
     check_level,
@@ -44,7 +43,6 @@ from compreps.model.compression.structured import (
     group_size,
     prepare,
     prune_groups,
-    prune_structured,
     summarize,
 )
 
@@ -273,24 +271,8 @@ def fold_model(
     return record
 
 
-def compress_structured(
-    model: nn.Module,
-    method: str,
-    level: float,
-    calib_images: torch.Tensor | None = None,
-    **options,
-) -> dict:
-    """One entry for the three structured families (``STRUCTURED_FAMILIES``)."""
-    if method == "fold":
-        return fold_model(model, level, calib_images=calib_images, **options)
-    if method in PRUNE_METHODS:
-        return prune_structured(model, level, method, calib_images, **options)
-    raise CompRepsError(f"unknown structured method {method!r}")
-
-
 __all__ = [
     "BN_REPAIRS",
-    "compress_structured",
     "fold_groups",
     "fold_model",
     "folded_variance",

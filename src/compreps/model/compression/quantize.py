@@ -15,10 +15,18 @@ Schemes (``SCHEMES``), for ``bits`` in 1..8:
   kernel ``quantized::linear_dynamic`` chooses them (``ChooseQuantizationParams``). The
   activation part is a forward pre-hook (:func:`attach_activation_quantization`), described in
   the checkpoint meta so :func:`compreps.model.checkpoints.load_model` re-attaches it.
-  ``bits < 8``: uniform min-max quantization of every Conv2d and Linear weight, as ``uniform``.
-- ``uniform``: affine min-max per tensor, ``2**bits`` levels from ``min(w)`` to ``max(w)``
-  (``scale = (max - min) / (2**bits - 1)``; round to nearest, clamp, dequantize), every bit
-  width including 8; no activation quantization. ``bits == 1`` keeps two values, min and max.
+  ``bits < 8``: affine quantization with an integer zero point (:func:`zero_point_quantize`;
+  Jacob et al. 2018, "Quantization and training of neural networks for efficient
+  integer-arithmetic-only inference", eq. 1 ``r = S (q - Z)`` with real zero exactly
+  representable, section 2.1) of every Conv2d and Linear weight, per tensor: the qparams of
+  ``MinMaxObserver(quant_min=0, quant_max=2**bits - 1, qscheme=per_tensor_affine)`` and the
+  rounding of ``torch.quantize_per_tensor``.
+- ``uniform``: min-max per tensor *without* a zero point, ``2**bits`` levels from ``min(w)`` to
+  ``max(w)`` (``scale = (max - min) / (2**bits - 1)``; round to nearest, clamp, dequantize by
+  ``lerp``), every bit width including 8; no activation quantization. ``bits == 1`` keeps two
+  values, min and max. Zero is in general not a level. This was the ``paper`` scheme's rule
+  below 8 bits before; it is non-monotone in the bit width on trained models (docs/metrics.md,
+  "Quantization").
 - ``per_channel``: the same min-max per output channel (dim 0) of every Conv2d and Linear weight.
 """
 
@@ -68,6 +76,42 @@ def minmax_quantize(weight: torch.Tensor, bits: int, per_channel: bool = False) 
     safe_scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.clamp(torch.round((rows - low) / safe_scale), 0, levels)
     return torch.lerp(low, high, q / levels).reshape(w.shape)
+
+
+def zero_point_qparams(low: torch.Tensor, high: torch.Tensor, bits: int):
+    """``(scale, zero_point)`` of ``MinMaxObserver(quant_min=0, quant_max=2**bits - 1)``.
+
+    As ``MinMaxObserver._calculate_qparams`` (per_tensor_affine): the range is widened to
+    contain 0, ``scale = max((max(high, 0) - min(low, 0)) / (2**bits - 1), eps)`` and the
+    integer ``zero_point = clamp(0 - round(min(low, 0) / scale), 0, 2**bits - 1)``
+    (Jacob et al. 2018, eq. 1: the real value 0 is the level ``zero_point``).
+    """
+    zero = torch.zeros_like(low)
+    low, high = torch.minimum(low, zero), torch.maximum(high, zero)
+    scale = torch.clamp((high - low) / float(2**bits - 1), min=FLOAT32_EPS)
+    zero_point = torch.clamp(-torch.round(low / scale), 0, 2**bits - 1)
+    return scale, zero_point
+
+
+def zero_point_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-tensor affine quantization with an integer zero point, returned dequantized.
+
+    ``q = clamp(round(w · (1 / scale) + zero_point), 0, 2**bits - 1)``, value
+    ``(q - zero_point) * scale`` (:func:`zero_point_qparams`; Jacob et al. 2018, eq. 1), which
+    is what ``torch.dequantize(torch.quantize_per_tensor(w, scale, zero_point, torch.quint8))``
+    gives for 8 bits. Real 0 is a level, so zero weights stay exactly 0. When ``min(w) < 0 <
+    max(w)``, min and max are each reproduced within half a step (``scale / 2``): the zero point
+    is rounded, which shifts the grid by less than half a step; a tensor of one sign has its
+    range widened to reach 0, and its extreme on the far side of 0 is kept within half a step.
+    """
+    w = weight.detach().float()
+    scale, zero_point = zero_point_qparams(w.min(), w.max(), bits)
+    # fbgemm's AVX2 Quantize rounds fma(w, 1 / scale, zero_point) once to float32: the
+    # product of two float32 is exact in float64, so this reproduces it bit for bit.
+    inverse_scale = torch.reciprocal(scale).double()
+    shifted = (w.double() * inverse_scale + zero_point.double()).float()
+    q = torch.clamp(torch.round(shifted), 0, 2**bits - 1)
+    return (q - zero_point) * scale
 
 
 def symmetric_int8_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -219,6 +263,8 @@ def quantize_model(model: nn.Module, bits: int, scheme: str) -> dict[str, Any]:
     for _, module in targets:
         if paper_int8:
             quantized = symmetric_int8_weight(module.weight)
+        elif scheme == "paper":
+            quantized = zero_point_quantize(module.weight, bits)
         else:
             quantized = minmax_quantize(module.weight, bits, per_channel=scheme == "per_channel")
         module.weight.copy_(quantized)

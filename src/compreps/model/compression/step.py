@@ -4,8 +4,8 @@ evaluate -> save.
 ``prune``, ``quantize`` and ``structured`` load the base checkpoint, apply the algorithm
 (:func:`compreps.model.compression.prune.prune_global_l1`,
 :func:`compreps.model.compression.quantize.quantize_model`,
-:func:`compreps.model.compression.fold.compress_structured` for ``struct_l1``, ``nexp`` and
-``fold``), measure the
+:func:`compreps.model.compression.apply.apply_family` for the structured families of the
+registry, :mod:`compreps.core.families`), measure the
 test accuracy and write the compressed checkpoint, its meta inheriting the base's training
 record (seed, epochs, training set, config) and naming its parent by sha256. Every checkpoint
 written here records ``params``, ``macs`` (per image) and ``param_fraction`` (of the base; 1.0
@@ -29,15 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from compreps.core import families
 from compreps.core.files import CompRepsError, log, sha256_file
-from compreps.core.settings import (
-    FoldSettings,
-    ModelSettings,
-    NexpSettings,
-    StructL1Settings,
-    add_arguments,
-    from_arguments,
-)
+from compreps.core.settings import ModelSettings, add_arguments, from_arguments, section_class
 from compreps.core.vocabulary import STRUCTURED_FAMILIES
 from compreps.core.vocabulary import model_id as make_model_id
 from compreps.model.checkpoints import (
@@ -57,11 +51,6 @@ from compreps.model.runtime import exact_fp32
 
 # What a compressed model's meta takes over from its base: the record of how it was trained.
 INHERITED = ("seed", "epochs", "n_train", "train_indices")
-STRUCTURED_SECTIONS = {
-    "struct_l1": StructL1Settings,
-    "nexp": NexpSettings,
-    "fold": FoldSettings,
-}
 
 
 def evaluate_and_save(
@@ -241,26 +230,30 @@ def calibration_images(data, count: int, seed: int) -> torch.Tensor:
     return normalize(data.train_images[torch.as_tensor(rows)], data.mean, data.std)
 
 
+def structured_options(settings, image_size: int) -> dict[str, Any]:
+    """The family function's options: its section's settings but the levels."""
+    options = {key: value for key, value in asdict(settings).items() if key != "levels"}
+    return {**options, "image_size": image_size}
+
+
 def run_structured(args: argparse.Namespace) -> dict[str, Any]:
-    from compreps.model.compression.fold import (
-        compress_structured,
-    )  # Torch-Pruning: only for this step
+    from compreps.model.compression.apply import apply_family  # Torch-Pruning: this step only
 
     family = args.family
     level = parse_level(args.level, "--level")
     if not 0.0 < level < 1.0:
         raise CompRepsError(f"--level (fraction of channels removed) must be in (0, 1): {level}")
-    settings = from_arguments(STRUCTURED_SECTIONS[family], args, levels=(level,))
-    calibrates = family == "nexp" or getattr(settings, "bn_repair", None) == "calib"
+    settings = from_arguments(section_class(families.family(family).section), args, levels=(level,))
+    calibrates = (
+        hasattr(settings, "calib_samples") and getattr(settings, "bn_repair", "calib") == "calib"
+    )
     data = load_prepared(args.data, splits=("train", "test") if calibrates else ("test",))
-    options = {"image_size": int(data.test_images.shape[-1])}
-    if family == "fold":
-        options.update(bn_repair=settings.bn_repair, seed=settings.seed)
+    options = structured_options(settings, int(data.test_images.shape[-1]))
     calib = calibration_images(data, settings.calib_samples, settings.seed) if calibrates else None
 
     def apply(model: nn.Module) -> dict[str, Any]:
         images = None if calib is None else calib.to(next(model.parameters()).device)
-        record = compress_structured(model, family, level, images, **options)
+        record = apply_family(model, family, level, images, **options)
         log(
             f"{family}-{args.level}: removed {record['achieved_level']:.3f} of the channels, "
             f"parameters {record['param_fraction']:.3f}, MACs {record['macs_fraction']:.3f} "
@@ -290,7 +283,7 @@ def structured_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--family", required=True, choices=STRUCTURED_FAMILIES)
     parser.add_argument("--level", required=True, help="fraction of channels removed, (0, 1)")
     if family is not None:
-        add_arguments(parser, STRUCTURED_SECTIONS[family], exclude=("levels",))
+        add_arguments(parser, section_class(families.family(family).section), exclude=("levels",))
     return parser
 
 

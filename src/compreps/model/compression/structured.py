@@ -41,7 +41,6 @@ from compreps.model.networks import build_model, compressible_modules
 
 STRUCTURED_FAMILIES = ("struct_l1", "nexp", "fold")
 PRUNE_METHODS = ("struct_l1", "nexp")
-DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # fractions of channels removed
 LEVEL_TOLERANCE = 0.02  # largest |achieved - asked| removed-channel fraction accepted
 MIN_KEEP_FRACTION = 0.05  # a group never keeps fewer than this fraction (and >= 1 channel)
 
@@ -326,8 +325,7 @@ def prune_structured(
     ``N x C x H x W``, ~60 samples; they also fix the input size). The record holds the method,
     the level and the achieved one, kept channels per group (``[kept, total]`` by root module),
     parameter and MAC counts with their fractions of the dense model, ``structure`` for
-    ``rebuild`` and ``channel_map`` for :func:`compreps.model.compression.dense_view.dense_model`.
-    The model is
+    ``rebuild`` and ``channel_map`` for :func:`compreps.model.compression.dense_view.dense_model`. The model is
     left in eval mode.
     """
     if method not in PRUNE_METHODS:
@@ -344,6 +342,16 @@ def prune_structured(
     maps = channel_maps(graph, groups, clusters)
     prune_groups(graph, groups, removed)
     return {**summarize(model, method, level, shape, dense, names, sizes), "channel_map": maps}
+
+
+def prune_l1(model: nn.Module, level: float, calib_images=None, *, image_size: int = 32) -> dict:
+    """The ``struct_l1`` family: channels of least L1 norm removed (no data needed)."""
+    return prune_structured(model, level, "struct_l1", None, image_size=image_size)
+
+
+def prune_nexp(model: nn.Module, level: float, calib_images=None, *, image_size: int = 32) -> dict:
+    """The ``nexp`` family (study 002): channels of least NEXP score removed."""
+    return prune_structured(model, level, "nexp", calib_images, image_size=image_size)
 
 
 # ----------------------------------------------------------------------------- round trip

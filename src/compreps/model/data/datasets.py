@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compreps.core.files import CompRepsError, atomic_write, file_digest
+from compreps.core import data_files
+from compreps.core.files import CompRepsError, atomic_write, file_digest, log
 from compreps.core.settings import DataSettings, add_arguments, from_arguments
 from compreps.model.data import cifar10, fashion_mnist
-from compreps.model.data.image_data import SPLITS, ImageData
+from compreps.model.data.image_data import SPLITS, ImageData, split_overlap
 
 DATASETS = ("cifar10", "fashion_mnist")
 
@@ -116,16 +117,48 @@ def dataset_summary(data: ImageData, root: str | os.PathLike) -> dict:
     }
 
 
+def check_identity(data: ImageData, root: str | os.PathLike) -> None:
+    """What ``prepare-data`` checks the data are: every file's md5
+    (:func:`compreps.core.data_files.verify_sums`: no damaged, foreign or copied file) and no
+    test image byte-identical to a training image. Official files are what they are: an
+    overlap in them is reported, not refused."""
+    _, official = data_files.verify_sums(data.name, root)
+    pairs = split_overlap(data)
+    if not pairs:
+        return
+    test_file = data_files.data_file_paths(data.name, root)[data_files.TEST_IMAGE_FILES[data.name]]
+    text = (
+        f"{test_file}: {len(pairs)} of {len(data.test_labels)} test images are byte-identical "
+        f"to training images (first: test image {pairs[0][0]} = training image {pairs[0][1]})"
+    )
+    if official:
+        log(f"note: {text}, in the official files")
+        return
+    raise CompRepsError(
+        f"{text}: the test split overlaps the training split; {data_files.remedy(data.name, root)}"
+    )
+
+
 def main(argv: list[str]) -> int:
-    """``prepare-data``: load (downloading CIFAR-10 if allowed) and write a JSON summary."""
+    """``prepare-data``: load (downloading CIFAR-10 if allowed), check the files' identity and
+    write a JSON summary."""
     parser = argparse.ArgumentParser(
         prog=f"compreps {argv[0]}", description="Check (and download) the dataset."
     )
     add_arguments(parser, DataSettings)
+    parser.add_argument(
+        "--sources",
+        metavar="FILE",
+        help="the data checksum file the Snakefile keeps (results/data/sources.md5): refreshed "
+        "after a download, so the next run does not see the new files as a change",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])
     settings = from_arguments(DataSettings, args)
     data = load_dataset(settings.dataset, settings.root, download=settings.download)
+    if args.sources:
+        data_files.refresh_source_sums(settings.dataset, settings.root, args.sources)
+    check_identity(data, settings.root)
     summary = dataset_summary(data, settings.root)
     print(
         f"{data.name}: {summary['n_train']} train / {summary['n_test']} test images of shape "

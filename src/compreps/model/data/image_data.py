@@ -7,6 +7,7 @@ so a compression or activation job never reads the training set.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,3 +57,21 @@ def warn_if_partial(name: str, folder: Path, counts: dict[str, int], full: dict[
         "partial copy (fine for demos, not for the paper's numbers)",
         stacklevel=4,  # the caller of load_dataset
     )
+
+
+def image_digests(images: torch.Tensor) -> list[bytes]:
+    """A 128-bit hash of each image's bytes: equal images, equal hashes."""
+    rows = images.reshape(len(images), -1).contiguous().numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+
+def split_overlap(data: ImageData) -> list[tuple[int, int]]:
+    """``(test index, training index)`` of every test image byte-identical to a training image."""
+    train = {}
+    for index, key in enumerate(image_digests(data.train_images)):
+        train.setdefault(key, index)
+    return [
+        (index, train[key])
+        for index, key in enumerate(image_digests(data.test_images))
+        if key in train
+    ]

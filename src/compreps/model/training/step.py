@@ -70,12 +70,43 @@ class StepContext:
     channels_last: bool
 
 
-def compiled_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``torch.compile`` fuses BatchNorm+ReLU and the residual adds into a few Triton kernels
-    (eager ResNet-18 launches ~300 kernels per step). Default mode: CUDA graphs
-    (``reduce-overhead``) are left out until measured to pay (docs/performance.md, GPU).
-    ``dynamic=False``: the last partial batch of an epoch compiles a second graph once."""
-    return torch.compile(model, dynamic=False)
+class CompiledForward:
+    """The model ``torch.compile``-d for ONE batch shape: the first one it is called with (the
+    first batch of the first epoch: a full batch, or the whole training set when it is smaller
+    than a batch). Any other shape, i.e. the last partial batch of each epoch, runs through the
+    eager module, which shares the weights, buffers and optimizer state with the compiled one.
+
+    Why: with ``dynamic=False`` every new shape compiles a new graph (the base's last batch of
+    80 images, each coreset size another), so each training job compiled twice; dynamic shapes
+    would give slower kernels for every step. Cost: one eager step per epoch (1 of 391 steps at
+    50,000 images), and that step's arithmetic is eager's (same result up to rounding order).
+    ``drop_last`` would skip images; padding would change BatchNorm's batch statistics.
+    """
+
+    def __init__(self, model: nn.Module, **options) -> None:
+        # torch.compile fuses BatchNorm+ReLU and the residual adds into a few Triton kernels
+        # (eager ResNet-18 launches ~300 kernels per step). Default mode unless ``options``
+        # say otherwise: CUDA graphs (``mode="reduce-overhead"``) are measured by
+        # benchmarks/train_throughput.py --compile-modes before they become the default.
+        self.model = model
+        self.compiled = torch.compile(model, **{"dynamic": False, **options})
+        self.cuda_graphs = options.get("mode") in ("reduce-overhead", "max-autotune")
+        self.shape: torch.Size | None = None
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.shape is None:
+            self.shape = inputs.shape
+        if inputs.shape != self.shape:
+            return self.model(inputs)
+        if self.cuda_graphs:
+            # A new training step: the previous replay's outputs may be overwritten.
+            torch.compiler.cudagraph_mark_step_begin()
+        return self.compiled(inputs)
+
+
+def compiled_forward(model: nn.Module, **options) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` compiled for its first batch shape, eager for every other one."""
+    return CompiledForward(model, **options)
 
 
 def make_step_context(

@@ -29,7 +29,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,8 @@ class Run:
     steps_per_epoch: int
     epoch: int = 0
     previous_wall_s: float = 0.0  # time spent by earlier, interrupted segments
+    resumed_from: int | None = None  # the epoch a resumed run started after
+    setup: dict[str, Any] = field(default_factory=dict)  # precision, compile, fingerprint, ...
 
     def parts(self) -> dict[str, Any]:
         """What the resume state holds besides the RNGs."""
@@ -175,31 +177,8 @@ def train_epoch(run: Run, batch_size: int, show_progress: bool) -> tuple[float, 
     return loss_total / seen, correct_total / seen, seen / (time.perf_counter() - epoch_start)
 
 
-def train_model(
-    data,
-    model: ModelSettings,
-    train: TrainSettings,
-    *,
-    model_id: str,
-    eval_batch_size: int,
-    indices: np.ndarray | None = None,
-    indices_path: str | None = None,
-    state_path: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    device: torch.device | str | None = None,
-    show_progress: bool = True,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``model`` on ``data`` (an :class:`~compreps.model.data.image_data.ImageData`),
-    optionally on
-    the training subset ``indices``; returns ``(model in eval mode, checkpoint meta)``.
-
-    With ``state_path`` the state is saved at the first epoch end ``train.state_interval_s``
-    seconds after the last save (never after the last epoch: the checkpoint follows) and a
-    matching saved state is resumed. With ``out`` the checkpoint is written and the state file
-    deleted afterwards.
-    """
-    started = time.perf_counter()
-    device = torch.device(device) if device is not None else pick_device()
+def _start(data, model, train, indices, device, out, model_id, state_path):
+    """Precision, compile, the training subset and the run, resumed from a matching state."""
     precision, precision_reason = resolve_precision(train.precision, device)
     compile_model = resolve_compile(train.compile, device)
     if compile_model and out is not None:
@@ -216,14 +195,22 @@ def train_model(
     state = load_matching_state(state_path, fingerprint)
     if state is not None:
         run.epoch, run.previous_wall_s = restore_state(state, run.parts(), run.generator)
+        run.resumed_from = run.epoch
         log(f"{model_id}: resuming from {state_path} after epoch {run.epoch}/{train.epochs}")
-    resumed_from = run.epoch if state is not None else None
     log(
         f"{model_id}: training {model.arch} width {model.width} on {len(indices)} {data.name} "
         f"images, {train.epochs} epochs x {run.steps_per_epoch} steps, batch {train.batch_size}, "
         f"lr {train.lr} ({train.schedule}), {precision} ({precision_reason}), "
         f"compile {compile_model}, {describe_device(device)}"
     )
+    run.setup = dict(precision=precision, precision_reason=precision_reason)
+    run.setup.update(compiled=compile_model, fingerprint=fingerprint, n_train=len(indices))
+    run.setup["in_channels"] = images.shape[1]
+    return run
+
+
+def _epochs(run, train, model_id, state_path, started, show_progress) -> tuple[float, float]:
+    """Train the remaining epochs, saving the state when due; the last loss and accuracy."""
     state_clock = StateClock(train.state_interval_s)
     loss = train_accuracy = math.nan
     while run.epoch < train.epochs:
@@ -235,41 +222,78 @@ def train_model(
             f"{speed:.0f} img/s elapsed {elapsed:.1f}s"
         )
         if state_path is not None and run.epoch < train.epochs and state_clock.due():
+            fingerprint = run.setup["fingerprint"]
             state = capture_state(run.parts(), run.generator, run.epoch, fingerprint, elapsed)
             save_state(state_path, state)
             state_clock.saved()
+    return float(loss), float(train_accuracy)
 
-    network = run.ctx.model.eval()
-    # On CUDA the test set is evaluated in the training precision (bf16 tensor cores); on a CPU
-    # in fp32 as always. The dumps (activations step) measure the accuracy that the tables use.
+
+def _test_accuracy(network, data, device, precision, eval_batch_size) -> tuple[float, bool]:
+    """Test accuracy, and whether it was measured in bf16. On CUDA the test set is evaluated
+    in the training precision (bf16 tensor cores); on a CPU in fp32 as always. The dumps
+    (activations step) measure the accuracy that the tables use."""
     eval_bf16 = device.type == "cuda" and precision == "bf16"
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=eval_bf16):
         logits = predict_logits(
             network, data.test_images, data.mean, data.std, device, eval_batch_size
         )
-    test_accuracy = accuracy(logits, data.test_labels)
+    return accuracy(logits, data.test_labels), eval_bf16
+
+
+def train_model(
+    data,
+    model: ModelSettings,
+    train: TrainSettings,
+    *,
+    model_id: str,
+    eval_batch_size: int,
+    indices: np.ndarray | None = None,
+    indices_path: str | None = None,
+    state_path: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    show_progress: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``model`` on ``data`` (an :class:`~compreps.model.data.image_data.ImageData`),
+    optionally on the training subset ``indices``; returns ``(model in eval mode, meta)``.
+
+    With ``state_path`` the state is saved at the first epoch end ``train.state_interval_s``
+    seconds after the last save (never after the last epoch: the checkpoint follows) and a
+    matching saved state is resumed. With ``out`` the checkpoint is written and the state file
+    deleted afterwards.
+    """
+    started = time.perf_counter()
+    device = torch.device(device) if device is not None else pick_device()
+    run = _start(data, model, train, indices, device, out, model_id, state_path)
+    loss, train_accuracy = _epochs(run, train, model_id, state_path, started, show_progress)
+    network = run.ctx.model.eval()
+    setup = run.setup
+    test_accuracy, eval_bf16 = _test_accuracy(
+        network, data, device, setup["precision"], eval_batch_size
+    )
     wall_time = run.previous_wall_s + time.perf_counter() - started
     meta = checkpoint_meta(
         model_id=model_id,
         arch=model.arch,
         width=model.width,
-        in_channels=images.shape[1],
+        in_channels=setup["in_channels"],
         num_classes=len(data.classes),
         dataset=data.name,
         config={"model": asdict(model), "train": asdict(train), "eval_batch_size": eval_batch_size},
         device=device,
-        precision=precision,
+        precision=setup["precision"],
         test_accuracy=test_accuracy,
         wall_time_s=wall_time,
         seed=train.seed,
         epochs=train.epochs,
-        train_loss=float(loss),
-        train_accuracy=float(train_accuracy),
-        n_train=len(indices),
+        train_loss=loss,
+        train_accuracy=train_accuracy,
+        n_train=setup["n_train"],
         train_indices=None if indices_path is None else str(indices_path),
-        resumed_from_epoch=resumed_from,
-        precision_reason=precision_reason,
-        compiled=compile_model,
+        resumed_from_epoch=run.resumed_from,
+        precision_reason=setup["precision_reason"],
+        compiled=setup["compiled"],
         deterministic=train.deterministic,
         eval_precision="bf16" if eval_bf16 else "fp32",
         **run_environment(device),
