@@ -266,6 +266,27 @@ def test_checkpoint_of_another_dataset_is_refused(base_dump, tiny_data, tmp_path
         )
 
 
+def test_dump_records_its_checkpoint_and_that_checkpoints_parent(base_dump, tiny_data, tmp_path):
+    """Provenance: ``checkpoint_sha256`` is the dumped checkpoint's, ``parent_sha256`` the base
+    checkpoint's it was made from (empty for a model made from no checkpoint)."""
+    from compreps.model.checkpoints import load_checkpoint
+
+    _, out, _, folder = base_dump
+    base_sha = hashlib.sha256((folder / "base.pt").read_bytes()).hexdigest()
+    assert read_attributes(out)["parent_sha256"] == ""
+    state, meta = load_checkpoint(folder / "base.pt")
+    meta = {**meta, "model_id": "prune-0.5", "family": "prune", "level": 0.5}
+    save_checkpoint(tmp_path / "prune-0.5.pt", state, {**meta, "parent_sha256": base_sha})
+    child = tmp_path / "prune-0.5.h5"
+    dump_activations(tmp_path / "prune-0.5.pt", tiny_data, probe_settings(), child, device="cpu")
+    stored = read_attributes(child)
+    assert stored["parent_sha256"] == base_sha
+    assert (
+        stored["checkpoint_sha256"]
+        == hashlib.sha256((tmp_path / "prune-0.5.pt").read_bytes()).hexdigest()
+    )
+
+
 # --------------------------------------------------------------------------- CLI, real sample
 
 

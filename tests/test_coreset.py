@@ -54,8 +54,14 @@ def test_fraction_out_of_range(fraction):
 
 
 def test_unknown_method_lists_allowed():
-    with pytest.raises(CompRepsError, match=r"unknown coreset method 'kcenter'; allowed: random"):
-        select_coreset(LABELS, 0.5, "kcenter", 42)
+    allowed = "random, forgetting, el2n, aum, ccs, kcenter, moderate"
+    with pytest.raises(CompRepsError, match=rf"unknown coreset method 'craig'; allowed: {allowed}"):
+        select_coreset(LABELS, 0.5, "craig", 42)
+
+
+def test_other_methods_need_the_selection_run():
+    with pytest.raises(CompRepsError, match="el2n needs the selection run's scores"):
+        select_coreset(LABELS, 0.5, "el2n", 42)
 
 
 def test_csv_round_trip(tmp_path):

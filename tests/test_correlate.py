@@ -214,8 +214,10 @@ def test_too_few_or_constant_models_give_nan_with_a_note(tables):
         table = correlate.correlation_table(metrics, accuracy, corr_settings(bootstrap=50))
     few = row(table, "gtfa", "prune")
     assert (few["n"], few["n_excluded"]) == (1, 4)
-    numbers = [c for c in list(CORRELATION_COLUMNS)[4:] if c not in ("ci_method", "note")]
-    assert few[numbers].isna().all() and few["ci_method"] == ""
+    text = ("ci_method", "note", "target", "influence", "n_families")
+    numbers = [c for c in list(CORRELATION_COLUMNS)[4:] if c not in text]
+    assert few[numbers].isna().all() and few["ci_method"] == "" and few["influence"] == ""
+    assert few["n_families"] == 0 and few["target"] == "accuracy (= -drop)"
     assert few["note"].startswith("fewer than 3 models with a value")
     constant = row(table, "s_e", "all")
     assert constant["n"] == 17 and math.isnan(constant["plcc"]) and math.isnan(constant["krcc"])

@@ -1,10 +1,11 @@
 """Fault injection: every bad configuration and every damaged file stops with a clear message.
 
-The tables below are the regression record of docs/faults.md: each bad config overlay (merged
-over config.yaml and presets/demo.yaml, as `snakemake -n --configfile presets/demo.yaml
-bad.yaml` merges them) with the exact first line of its message, which must name the file and
-the key. Damaged files: bytes flipped at 20 seeded positions inside the data of a checkpoint and
-of an activation dump must each raise CompRepsError on load.
+The tables of tests/fault_table.py are the regression record of docs/faults.md (generated from
+them by tests/faults_doc.py): each bad config overlay (merged over config.yaml and
+presets/demo.yaml, as `snakemake -n --configfile presets/demo.yaml bad.yaml` merges them) with
+the exact first line of its message, which must name the file and the key. Damaged files: bytes
+flipped at 20 seeded positions inside the data of a checkpoint and of an activation dump must
+each raise CompRepsError on load.
 """
 
 from __future__ import annotations
@@ -16,241 +17,11 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, SNAKEMAKE, snakemake_env
+from fault_table import BAD_CONFIGS, DEMO
 
 from compreps.core import data_files
 from compreps.core.config import config_problems, read_config
 from compreps.core.files import CompRepsError
-
-DEMO = "presets/demo.yaml"
-LAYERS = "layer4.1.conv2, fc"
-# (name, overlay: a dict, or YAML text written verbatim, exact first line of the message)
-BAD_CONFIGS = [
-    (
-        "coreset-empty",
-        {"coreset": {"fractions": []}},
-        "bad.yaml: config key coreset/fractions is empty: list at least one level, or drop "
-        "coreset from config key families to run without the coreset family",
-    ),
-    (
-        "prune-empty",
-        {"prune": {"ratios": []}},
-        "bad.yaml: config key prune/ratios is empty: list at least one level, or drop prune "
-        "from config key families to run without the prune family",
-    ),
-    (
-        "quantize-empty",
-        {"quantize": {"bits": []}},
-        "bad.yaml: config key quantize/bits is empty: list at least one level, or drop quant "
-        "from config key families to run without the quant family",
-    ),
-    (
-        "all-levels-empty",
-        {"coreset": {"fractions": []}, "prune": {"ratios": []}, "quantize": {"bits": []}},
-        "bad.yaml: config key coreset/fractions is empty: list at least one level, or drop "
-        "coreset from config key families to run without the coreset family",
-    ),
-    (
-        "no-family-left",
-        {"families": [], "coreset": {"fractions": []}, "prune": {"ratios": []}},
-        "bad.yaml: config key families is empty: no compression family left to compare with "
-        "the base",
-    ),
-    (
-        "family-dropped-levels-kept",
-        {"families": ["coreset", "prune"]},
-        "bad.yaml: config key families = ['coreset', 'prune'] leaves out quant, but "
-        "quantize/bits lists [8, 7, 6, 5, 4, 3, 2, 1]: set quantize/bits: [] to run without "
-        "the quant family, or list quant",
-    ),
-    (
-        "too-few-models",
-        {
-            "families": ["quant"],
-            "coreset": {"fractions": []},
-            "prune": {"ratios": []},
-            "quantize": {"bits": [8, 4]},
-            "struct_l1": {"levels": []},
-            "nexp": {"levels": []},
-            "fold": {"levels": []},
-        },
-        "bad.yaml: config key families = ['quant'] gives 2 compressed model(s); the "
-        "correlations need at least 3: add levels or families",
-    ),
-    (
-        "unknown-family",
-        {"families": ["coreset", "prune", "distill"]},
-        "bad.yaml: config key families/2 = 'distill' is not allowed; allowed: one of: "
-        "coreset, prune, quant, struct_l1, nexp, fold",
-    ),
-    (
-        "structured-family-empty",
-        {"fold": {"levels": []}},
-        "bad.yaml: config key fold/levels is empty: list at least one level, or drop fold "
-        "from config key families to run without the fold family",
-    ),
-    (
-        "structured-family-dropped-levels-kept",
-        {"families": ["coreset", "prune", "quant", "struct_l1", "fold"]},
-        "bad.yaml: config key families = ['coreset', 'prune', 'quant', 'struct_l1', 'fold'] "
-        "leaves out nexp, but nexp/levels lists [0.1, 0.3]: set nexp/levels: [] to run "
-        "without the nexp family, or list nexp",
-    ),
-    (
-        "structured-level-out-of-range",
-        {"struct_l1": {"levels": [0.3, 1.0]}},
-        "bad.yaml: config key struct_l1/levels/1 = 1.0 is not allowed; allowed: a number > 0 "
-        "and < 1",
-    ),
-    (
-        "unknown-bn-repair",
-        {"fold": {"bn_repair": "retrain"}},
-        "bad.yaml: config key fold/bn_repair = 'retrain' is not allowed; allowed: one of: "
-        "variance, calib, none",
-    ),
-    (
-        "probe-larger-than-test-set",
-        {"probe": {"size": 5000}},
-        "bad.yaml: config key probe/size = 5000 exceeds the 1017 test images of cifar10 under "
-        "data/cifar10-sample",
-    ),
-    (
-        "data-root-missing",
-        {"data": {"root": "nowhere"}},
-        "bad.yaml: config key data/root = 'nowhere': has no folder cifar-10-batches-py (set "
-        "data/download: true to fetch CIFAR-10)",
-    ),
-    (
-        "data-root-partial",
-        {"data": {"root": "partial"}},
-        "bad.yaml: config key data/root = 'partial': partial/cifar-10-batches-py lacks "
-        "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5",
-    ),
-    (
-        "data-root-garbage",
-        {"data": {"root": "garbage"}},
-        "bad.yaml: config key data/root = 'garbage': garbage/cifar-10-batches-py/test_batch is "
-        "not a valid CIFAR-10 python batch (invalid load key, 'n'.)",
-    ),
-    (
-        "fashion-mnist-missing",
-        {"data": {"dataset": "fashion_mnist", "root": "data"}},
-        "bad.yaml: config key data/root = 'data': has no folder fashion-mnist (never "
-        "downloaded: install the Debian package dataset-fashion-mnist)",
-    ),
-    (
-        "yaml-syntax-error",
-        "probe:\n  size: 60\n  metric_layers: [fc\ntrain:\n  epochs: 2\n",
-        "bad.yaml:4:6: YAML syntax error: expected ',' or ']', but got ':' (while parsing a "
-        "flow sequence)",
-    ),
-    (
-        "yaml-top-level-list",
-        "- probe\n- size\n",
-        "bad.yaml: a config file must map config keys to values, got a list at the top level",
-    ),
-    (
-        "epochs-zero",
-        {"train": {"epochs": 0}},
-        "bad.yaml: config key train/epochs = 0 is not allowed; allowed: an integer >= 1",
-    ),
-    (
-        "epochs-text",
-        {"train": {"epochs": "ten"}},
-        "bad.yaml: config key train/epochs = 'ten' is not allowed; allowed: an integer >= 1",
-    ),
-    (
-        "unknown-key",
-        {"train": {"epoch": 3}},
-        "bad.yaml: config key train/epoch: Additional properties are not allowed ('epoch' was "
-        "unexpected); allowed keys: batch_size, compile, deterministic, epochs, lr, momentum, "
-        "precision, schedule, seed, state_interval_s, weight_decay",
-    ),
-    (
-        "learning-rate-zero",
-        {"train": {"lr": 0}},
-        "bad.yaml: config key train/lr = 0 is not allowed; allowed: a number > 0",
-    ),
-    (
-        "quantize-bits-12",
-        {"quantize": {"bits": [4, 12]}},
-        "bad.yaml: config key quantize/bits/1 = 12 is not allowed; allowed: an integer >= 1 "
-        "and <= 8",
-    ),
-    (
-        "prune-ratio-above-one",
-        {"prune": {"ratios": [0.5, 1.5]}},
-        "bad.yaml: config key prune/ratios/1 = 1.5 is not allowed; allowed: a number > 0 and < 1",
-    ),
-    (
-        "prune-ratio-repeated",
-        {"prune": {"ratios": [0.5, 0.5]}},
-        "bad.yaml: config key prune/ratios: values must be unique, got [0.5, 0.5]",
-    ),
-    (
-        "coreset-fraction-zero",
-        {"coreset": {"fractions": [0.5, 0]}},
-        "bad.yaml: config key coreset/fractions/1 = 0 is not allowed; allowed: a number > 0 "
-        "and <= 1",
-    ),
-    (
-        "unknown-dataset",
-        {"data": {"dataset": "imagenet"}},
-        "bad.yaml: config key data/dataset = 'imagenet' is not allowed; allowed: one of: "
-        "cifar10, fashion_mnist",
-    ),
-    (
-        "unknown-arch",
-        {"model": {"arch": "vgg16"}},
-        "bad.yaml: config key model/arch = 'vgg16' is not allowed; allowed: one of: resnet18",
-    ),
-    (
-        "unknown-layer",
-        {"probe": {"metric_layers": ["layer9", "fc"]}},
-        "bad.yaml: config key probe/metric_layers/0 = 'layer9' is not allowed; allowed: one of: "
-        + "conv1, bn1, layer1",
-    ),
-    (
-        "unknown-quantize-scheme",
-        {"quantize": {"scheme": "log2"}},
-        "bad.yaml: config key quantize/scheme = 'log2' is not allowed; allowed: one of: paper, "
-        "uniform, per_channel",
-    ),
-    (
-        "reps-weights-sum",
-        {"metrics": {"reps": {"weights": {"decay": 0.5}}}},
-        "bad.yaml: config key metrics/reps/weights: weights must each be in [0, 1] and sum to "
-        "1, got effective_rank=0.15, alive=0.05, separation=0.35, decay=0.5 (sum 1.05)",
-    ),
-    (
-        "gtfa-beta-above-one",
-        {"metrics": {"gtfa": {"beta": 1.5}}},
-        "bad.yaml: config key metrics/gtfa/beta = 1.5 is not allowed; allowed: a number >= 0 "
-        "and <= 1",
-    ),
-    (
-        "confidence-one",
-        {"correlation": {"confidence": 1.0}},
-        "bad.yaml: config key correlation/confidence = 1.0 is not allowed; allowed: a number "
-        "> 0 and < 1",
-    ),
-    (
-        "grid-step-not-dividing-one",
-        {"sensitivity": {"grid_step": 0.3}},
-        "bad.yaml: config key sensitivity/grid_step = 0.3 does not divide 1 into whole parts "
-        "(e.g. 0.05, 0.1, 0.25)",
-    ),
-    (
-        "section-not-a-mapping",
-        {"resources": {"train": 4}},
-        "bad.yaml: config key resources/train = 4 is not allowed; allowed: type object",
-    ),
-    (
-        "base-checkpoint-missing",
-        {"base_checkpoint": "weights/base.pt"},
-        "bad.yaml: config key base_checkpoint = 'weights/base.pt': no such file (give the "
-        "path of a compreps checkpoint or a saved state dict, or null to train)",
-    ),
-]
 
 
 @pytest.fixture(scope="module")
@@ -486,3 +257,9 @@ def test_flipped_byte_in_a_checkpoint_is_an_error(tmp_path):
         with pytest.raises(CompRepsError) as info:
             load_checkpoint(copy)
         assert str(copy) in str(info.value) and "prune" in str(info.value), offset
+
+
+def test_faults_doc_is_generated_from_the_table():
+    from faults_doc import DOC, render
+
+    assert DOC.read_text() == render(), "run: python tests/faults_doc.py"

@@ -15,7 +15,7 @@ from compreps.analysis.figures.style import plt, save_figure
 from compreps.core.dump import write_dump
 from compreps.core.vocabulary import ACCURACY_TABLE_COLUMNS, METRIC_COLUMNS
 
-# (model, family, level, accuracy, param_fraction): every family of issue 13
+# (model, family, level, accuracy, param_fraction): every registered family
 ACCURACY_ROWS = [
     ("base", "base", math.nan, 0.90, 1.0),
     ("coreset-0.5", "coreset", 0.5, 0.80, 1.0),
@@ -31,8 +31,8 @@ ACCURACY_ROWS = [
 
 def accuracy_table(families=None):
     rows = [r for r in ACCURACY_ROWS if families is None or r[1] in families]
-    table = pd.DataFrame([(*r, 1000) for r in rows], columns=list(ACCURACY_TABLE_COLUMNS))
-    return table
+    columns = list(ACCURACY_TABLE_COLUMNS[:6])  # the figure needs no counts or intervals
+    return pd.DataFrame([(*r, 1000) for r in rows], columns=columns)
 
 
 def line(ax, label):
@@ -83,11 +83,13 @@ def test_accuracy_vs_params_draws_each_family(pruned_dumps):
     np.testing.assert_allclose(line(ax, "nexp"), [[0.49], [0.70]])
     np.testing.assert_allclose(line(ax, "fold"), [[0.49], [0.75]])
     # dense families: points at 1, no connecting line
+    # dense families side by side around x = 1 (coreset, prune, quant: −0.02, 0, +0.02)
     x, y = line(ax, "prune (dense shape: all at 1)")
     np.testing.assert_allclose(x, [1.0, 1.0])
     assert sorted(y) == [0.60, 0.88]
     x, y = line(ax, "coreset (dense shape: all at 1)")
-    assert x.tolist() == [1.0] and y.tolist() == [0.80]
+    assert x.tolist() == pytest.approx([0.98]) and y.tolist() == [0.80]
+    assert line(ax, "quant (dense shape: all at 1)")[0].tolist() == pytest.approx([1.02])
     assert [a for a in ax.lines if "dense" in a.get_label()][0].get_linestyle() == "None"
     np.testing.assert_allclose(line(ax, "ORG (base)"), [[1.0], [0.90]])
     # pruning again at its non-zero weight fraction, ascending
@@ -100,7 +102,8 @@ def test_accuracy_vs_params_draws_each_family(pruned_dumps):
 
 def test_accuracy_vs_params_notes_missing_families_and_column(tmp_path, capsys):
     fig = ff.plot_accuracy_vs_params(accuracy_table({"base", "prune", "struct_l1"}), {})
-    assert note_text(fig) == "not in this run: coreset, quant, nexp, fold"
+    # only the study's three families are missing when absent; nexp and fold were not chosen
+    assert note_text(fig) == "not in this run: coreset, quant"
     labels = [a.get_label() for a in fig.axes[0].lines]
     assert "prune: non-zero Conv/Linear weights" not in labels  # no dumps: not drawn
     assert "no dump of base" in capsys.readouterr().err
@@ -165,10 +168,13 @@ def test_hierarchy_deviation_panels(tmp_path):
     quant = panels["quant"]
     np.testing.assert_allclose(line(quant, "hidden: 1 − cos(h₀, h)")[0], [4.0, 8.0])
     assert quant.xaxis_inverted() and not struct.xaxis_inverted()  # fewer bits to the right
-    for family in ("coreset", "prune", "nexp"):
+    # the study's families get a panel saying they are absent; a family the run did not
+    # choose (nexp) gets none
+    for family in ("coreset", "prune"):
         assert not panels[family].lines
         assert panels[family].texts[0].get_text() == f"no {family} models in this run"
-    assert "not in this run: coreset, prune, nexp" in note_text(fig)
+    assert "nexp" not in panels
+    assert "not in this run: coreset, prune" in note_text(fig)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == [
         "hidden: 1 − cos(h₀, h)",

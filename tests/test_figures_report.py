@@ -227,7 +227,7 @@ def write_full_report(run, out, dataset=None):
 
 def table_rows(text, heading):
     """``{first cell: [cells]}`` of the Markdown table rows under ``heading``."""
-    body = text.split(heading)[1].split("\n## ")[0].split("\n### Scope: coreset")[0]
+    body = text.split(heading)[1].split("\n## ")[0].split("\n### ")[0]
     rows = [line.strip("|").split(" | ") for line in body.splitlines() if line.startswith("| ")]
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
 
@@ -268,22 +268,33 @@ def test_report_sets_the_paper_value_beside_every_table_row(full_run, tmp_path):
     table2 = table_rows(text, "### Scope: all compressed models")
     table3 = table_rows(text, "## Table 3")
     # hand-copied from the papers' tables (000/001 Table 1, 000 Table 2, 001 Table 3)
-    assert table1["base"][-1] == "0.9277" and table1["quant-1"][-1] == "0.1000"
+    assert table1["base"][-1] == "0.9277"
     assert table1["prune-0.9"][-1] == "0.2336"  # in the run: the run's accuracy beside it
     assert table1["prune-0.9"][2] == "0.6500"
-    assert table1["coreset-0.01"][:4] == ["not in this run"] * 4
+    # the paper's rows this run lacks: one line, not rows of "not in this run"
+    assert "coreset-0.01" not in table1
+    missing = text.split("Paper rows not in this run (paper accuracy): ")[1].split("\n")[0]
+    assert "coreset-0.01 0.1059" in missing and "quant-1 0.1000" in missing
     assert table2["gtfa"][-5:-2] == ["0.8059", "0.7868", "0.7323"]
     assert table2["logits_l2"][-5:-2] == ["0.3539", "0.8407", "0.8051"]  # not in the fake run
     assert table2["cka_linear"][-5:-2] == ["not in the paper"] * 3  # the paper has no CKA
     assert table3["equal"][-1] == "0.9878" and table3["no_aliveness"][-1] == "0.9741"
     assert table3["best grid point (max PLCC)"][-1] == "not in the paper"
     frame = paper_values()
+    table1 = {**table1, **{k.split()[0]: [] for k in missing.rstrip(".").split(", ")}}
     for number, table in ((1, table1), (2, table2), (3, table3)):
         keys = set(frame.loc[(frame["table"] == number) & (frame["key"] != ""), "key"])
         assert keys <= set(table), number
     # per-family scopes: the paper reports none, so no paper columns
-    coreset = text.split("### Scope: coreset models only")[1].split("\n\n")[1]
-    assert "paper" not in coreset.splitlines()[0]
+    families = text.split("### Per family: PLCC (n models)")[1].split("\n## ")[0]
+    header = next(line for line in families.splitlines() if line.startswith("| metric"))
+    assert "paper" not in header and "coreset" in header
+    rows = [line for line in families.splitlines() if line.startswith("| ") and "---" not in line]
+    # no empty rows: every metric row has at least one coefficient
+    assert all(
+        any(c.strip()[:1].isdigit() or c.strip()[:1] == "-" for c in r.split("|")[2:-1])
+        for r in rows[1:]
+    )
     sources = text.split("## Sources of the paper's values")[1]
     assert "- Table 2, `gtfa`, plcc: 0.8059 — 000, Table 2, row 'GTFA'" in sources
 

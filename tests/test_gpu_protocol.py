@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,69 @@ def test_without_the_routing_the_partial_batch_recompiles():
     ctx.forward = torch.compile(ctx.model, dynamic=False, backend=counter)
     two_epochs(ctx)
     assert counter.frame_count == 2
+
+
+def offline_prefix() -> list[str]:
+    """``unshare -n`` (no network) where this process may use it, else nothing."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return []
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    return ["unshare", "-n"] if probe.returncode == 0 else []
+
+
+def copy_tree(dest: Path) -> Path:
+    """What the device tool carries that the protocol reads; the data linked, not copied."""
+    dest.mkdir()
+    for name in ("Snakefile", "config.yaml", "pyproject.toml"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("workflow", "presets", "src", "envs", "profiles", "benchmarks", "tests"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "data").symlink_to(ROOT / "data", target_is_directory=True)
+    return dest
+
+
+def summary_lines(out: Path) -> dict[str, str]:
+    lines = (out / "summary.md").read_text().splitlines()
+    return {ln[2:].split(":")[0]: ln for ln in lines if ln.startswith("- ")}
+
+
+@pytest.mark.workflow
+def test_protocol_on_a_cpu_leaves_its_files(tmp_path):
+    """The whole call with the ci preset and a budget that cuts the DAG short: CUDA stages
+    skipped, the others run, the DAG stopped in time, the structured pass skipped for lack of
+    budget, and the 8 result files there and filled."""
+    tree, out = copy_tree(tmp_path / "tree"), tmp_path / "out"
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "PRESET": "presets/ci.yaml",
+        "BUDGET_S": "130",
+        "BENCH_ARGS": "--width 4 --steps 2 --warmup 1 --num-workers 0 --threads 1",
+        "TMPDIR": str(tmp_path),
+    }
+    env.pop("PYTHONPATH", None)
+    command = [*offline_prefix(), "bash", "benchmarks/gpu/protocol.sh", str(out)]
+    start = time.monotonic()
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=240)
+    assert time.monotonic() - start < 130 + 20  # the budget, and the last packing
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == OUT_FILES
+    assert all((out / name).stat().st_size > 0 for name in OUT_FILES)
+    stages = summary_lines(out)
+    assert "CUDA no" in stages["facts"]
+    for name in ("setup", "data", "bench"):
+        assert stages[name].startswith(f"- {name}: ran, rc 0,"), stages[name]
+    for name in ("bf16", "gpu_tests"):
+        assert stages[name] == f"- {name}: skipped (no CUDA device)"
+    assert stages["dag"].startswith("- dag: ran,")
+    assert "budget left" in stages["dag_structured"]
+    assert int(stages["total"].split()[2]) <= 130
+    assert "ratio compreps/conventional" in (out / "summary.md").read_text()
+    with open(out / "stages.tsv") as handle:
+        rows = {row["stage"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert rows["setup"]["rc"] == "0" and float(rows["bench"]["wall_s"]) > 0
+    jobs = (out / "jobs.tsv").read_text()
+    assert "prepare_data\tresults/data/dataset.json" in jobs
+    with tarfile.open(out / "logs.tar.gz") as tar:
+        names = tar.getnames()
+    assert {"stages/setup.log", "stages/bench.log", "stages/dag.log"} <= set(names)

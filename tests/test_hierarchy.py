@@ -13,8 +13,8 @@ import pytest
 
 from compreps.analysis.metrics.hierarchy import (
     hierarchy_metric_names,
+    hierarchy_metric_values,
     hierarchy_metrics,
-    hierarchy_metrics_flagged,
     row_deviation,
     temperature_suffix,
 )
@@ -118,7 +118,7 @@ def test_shift_of_logits_changes_no_softmax_metric():
 def test_identical_models_give_zero_everywhere():
     h0, _ = random_pair(3)
     z0, _ = random_pair(4)
-    got = hierarchy_metrics_flagged((h0, h0.copy()), (z0, z0.copy()), (1.0, 0.5, 2.0))
+    got = hierarchy_metric_values((h0, h0.copy()), (z0, z0.copy()), (1.0, 0.5, 2.0))
     for name, (value, degenerate) in got.items():
         assert value == pytest.approx(0.0, abs=1e-15), name
         assert not degenerate
@@ -208,31 +208,31 @@ def test_stable_deviation_beats_naive_one_minus_cos_near_identity():
 def test_zero_vectors_follow_the_documented_conventions():
     zero, unit = np.zeros((1, 2)), np.array([[1.0, 0.0]])
     z = np.array([[1.0, 2.0, 3.0]])
-    one_zero = hierarchy_metrics_flagged((unit, zero), (z, z))
+    one_zero = hierarchy_metric_values((unit, zero), (z, z))
     assert one_zero["hidden_deviation"] == (1.0, True)
     # base nonzero: α = −1, Δ⊥ = 0 -> parallel 1, orthogonal 0
     assert one_zero["hidden_parallel"] == (1.0, True)
     assert one_zero["hidden_orthogonal"] == (0.0, True)
-    both_zero = hierarchy_metrics_flagged((zero, zero), (z, z))
+    both_zero = hierarchy_metric_values((zero, zero), (z, z))
     assert both_zero["hidden_deviation"] == (0.0, True)
     assert both_zero["hidden_parallel"] == (0.0, True)
     assert both_zero["hidden_orthogonal"] == (0.0, True)
     # zero base, moved model: no direction -> the sample is left out; alone -> NaN
-    moved = hierarchy_metrics_flagged((zero, unit), (z, z))
+    moved = hierarchy_metric_values((zero, unit), (z, z))
     assert moved["hidden_deviation"] == (1.0, True)
     assert math.isnan(moved["hidden_parallel"].value) and moved["hidden_parallel"].degenerate
     # ... beside a regular sample the mean is that sample's value: H0 -> H1 gives (1, 1)
-    mixed = hierarchy_metrics_flagged((np.vstack([zero, H0]), np.vstack([unit, H1])), (z, z))
+    mixed = hierarchy_metric_values((np.vstack([zero, H0]), np.vstack([unit, H1])), (z, z))
     assert mixed["hidden_parallel"] == pytest.approx((1.0, True))
     assert mixed["hidden_orthogonal"] == pytest.approx((1.0, True))
     assert mixed["kl_t1"] == (0.0, False)
 
 
-def test_non_finite_inputs_give_flagged_nan_per_space():
+def test_non_finite_inputs_give_degenerate_nan_per_space():
     z0, z1 = random_pair(9)
     bad = z1.copy()
     bad[0, 0] = np.inf
-    got = hierarchy_metrics_flagged((z0, z1), (z0, bad))
+    got = hierarchy_metric_values((z0, z1), (z0, bad))
     for name, (value, degenerate) in got.items():
         if name.startswith("hidden"):
             assert math.isfinite(value) and not degenerate
@@ -240,7 +240,7 @@ def test_non_finite_inputs_give_flagged_nan_per_space():
             assert math.isnan(value) and degenerate, name
     hidden_nan = z1.copy()
     hidden_nan[1, 2] = np.nan
-    got = hierarchy_metrics_flagged((z0, hidden_nan), (z0, z1))
+    got = hierarchy_metric_values((z0, hidden_nan), (z0, z1))
     assert math.isnan(got["hidden_orthogonal"].value) and math.isfinite(got["kl_t1"].value)
 
 

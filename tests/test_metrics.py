@@ -39,7 +39,7 @@ from compreps.core.settings import (
     RepsWeights,
     config_arguments,
 )
-from compreps.core.vocabulary import METRIC_COLUMNS
+from compreps.core.vocabulary import METRIC_COLUMNS, PER_LAYER_METRICS
 
 RNG = np.random.default_rng(1234)
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
@@ -478,7 +478,9 @@ def test_model_frame_columns_and_model_level_means(model_files):
     assert set(frame["layer"]) == {*COMPARED, "model"}
     assert (frame["family"] == "prune").all() and (frame["level"] == 0.5).all()
     per_layer = frame[frame["layer"] != "model"]
-    assert per_layer.groupby("layer").size().eq(15).all()
+    assert (
+        per_layer.groupby("layer").size().eq(len(PER_LAYER_METRICS)).all()
+    )  # 16 with cka_debiased
     model = frame[frame["layer"] == "model"].set_index("metric")["value"]
     for metric in ("s_e", "s_a", "cka_linear", "gtfa", "reps_weighted", "effective_rank"):
         values = per_layer[

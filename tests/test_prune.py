@@ -88,7 +88,7 @@ def test_bad_ratio(ratio):
         prune_global_l1(small_model(), ratio)
 
 
-def write_base(path, model: nn.Module) -> None:
+def write_base(path, model: nn.Module, train: dict | None = None) -> None:
     meta = {
         "model_id": "base",
         "family": "base",
@@ -98,7 +98,7 @@ def write_base(path, model: nn.Module) -> None:
         "in_channels": 3,
         "num_classes": 10,
         "dataset": "cifar10",
-        "config": {"train": {"epochs": 1}},
+        "config": {"train": train or {"epochs": 1}},
         "seed": 42,
         "epochs": 1,
         "test_accuracy": 0.1,

@@ -12,11 +12,11 @@ from conftest import random_bn_model
 from torch import nn
 
 from compreps.core.files import CompRepsError
+from compreps.model.compression.scores import nexp_scores
 from compreps.model.compression.structured import (
     NexpImportance,
     check_level,
     global_ranking,
-    nexp_scores,
     prepare,
     prune_structured,
     rebuild,

@@ -20,9 +20,15 @@ from compreps.model.compression.apply import apply_family
 from compreps.model.cost import count_params_macs
 
 OPTIONS = {
-    "struct_l1": [],
-    "nexp": ["--nexp-calib-samples", "20", "--nexp-seed", "1"],
-    "fold": ["--fold-bn-repair", "calib", "--fold-calib-samples", "20", "--fold-seed", "0"],
+    "struct_l1": ["--struct-l1-normalize", "group", "--struct-l1-finetune-epochs", "0"],
+    "nexp": [
+        *("--nexp-calib-samples", "20", "--nexp-seed", "1", "--nexp-normalize", "group"),
+        *("--nexp-alpha", "1.0", "--nexp-finetune-epochs", "0"),
+    ],
+    "fold": [
+        *("--fold-bn-repair", "calib", "--fold-calib-samples", "20", "--fold-seed", "0"),
+        *("--fold-finetune-epochs", "0"),
+    ],
 }
 
 
@@ -98,7 +104,8 @@ def test_structured_step_rejects_bad_levels(tmp_path, monkeypatch):
     write_base(base, small_model())
     for level in ("0", "1.0", "x"):
         argv = ["structured", "--base", str(base), "--family", "struct_l1", "--level", level]
-        argv += ["--data", "x.json", "--eval-batch-size", "7", "--out", str(tmp_path / "s.pt")]
+        argv += [*OPTIONS["struct_l1"], "--data", "x.json", "--eval-batch-size", "7"]
+        argv += ["--out", str(tmp_path / "s.pt")]
         with pytest.raises(CompRepsError, match="level"):
             compress_module.main(argv)
     assert not (tmp_path / "s.pt").exists()

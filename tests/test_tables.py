@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from compreps import cli
+from compreps.analysis.statistics.inference import wilson_interval
 from compreps.analysis.tables import accuracy_table
+from compreps.core.dump import read_dump
 from compreps.core.files import CompRepsError
+from compreps.core.vocabulary import ACCURACY_TABLE_COLUMNS
 
 MODELS = {  # model id -> accuracy
     "quant-2": 0.31,
@@ -32,8 +35,7 @@ MODELS = {  # model id -> accuracy
 def test_accuracy_table_order_values_and_cli(tmp_path, write_fake_dump):
     paths = [write_fake_dump(model, acc) for model, acc in MODELS.items()]
     table = accuracy_table(paths)
-    columns = ["model", "family", "level", "accuracy", "param_fraction", "macs"]
-    assert list(table.columns) == columns
+    assert list(table.columns) == list(ACCURACY_TABLE_COLUMNS)
     assert table["model"].tolist() == [
         "base",
         "coreset-0.8",
@@ -54,6 +56,17 @@ def test_accuracy_table_order_values_and_cli(tmp_path, write_fake_dump):
     assert fractions["struct_l1-0.5"] == 0.25 and fractions["nexp-0.1"] == pytest.approx(0.81)
     assert (table["macs"] == 50_000).all()
     levels = {"base": math.nan, "coreset-0.8": 0.8, "prune-0.05": 0.05, "quant-2": 2.0}
+    # counts from each dump's logits, their Wilson interval, the drop from the base's accuracy
+    for path, row in zip(
+        paths, table.set_index("model").loc[list(MODELS)].itertuples(), strict=True
+    ):
+        dump = read_dump(path, layers=[])
+        n_correct = int((dump.logits.argmax(1) == dump.labels).sum())
+        assert (row.n_test, row.n_correct) == (60, n_correct)
+        assert (row.accuracy_low, row.accuracy_high) == pytest.approx(
+            wilson_interval(n_correct, 60, 0.95)
+        )
+        assert row.drop == pytest.approx(MODELS["base"] - MODELS[row.Index])
     for row in table.itertuples():
         assert row.accuracy == MODELS[row.model] and row.model.startswith(row.family)
         if row.model in levels:

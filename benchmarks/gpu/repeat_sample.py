@@ -4,8 +4,9 @@ The full CIFAR-10 (163 MB) cannot travel to the GPU machine; the shipped sample 
 images) can. This tiles the sample's training images (in their order, cut at 50,000) into five
 official-format python batches of 10,000 and copies the test batch and meta file, so the run
 has the paper's epoch length (391 steps of 128) and GPU cost. The folder's name says what it is:
-``data/cifar10-sample-repeated-50000/cifar-10-batches-py``. Accuracies from it say nothing
-about CIFAR-10: each image is seen ~10 times per epoch.
+``data/cifar10-sample-repeated-50000/cifar-10-batches-py``; its md5 sums go to
+``cifar-10-batches-py.md5`` beside it (``prepare_data`` checks them). Accuracies from it say
+nothing about CIFAR-10: each image is seen ~10 times per epoch.
 
     python benchmarks/gpu/repeat_sample.py [--source data/cifar10-sample] [--total 50000]
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compreps.core.data_files import write_manifest
 from compreps.core.files import atomic_write
 from compreps.model.data.cifar10 import CIFAR10_TRAIN_FILES, read_cifar10_batch
 
@@ -49,6 +51,7 @@ def main() -> int:
     for name in ("test_batch", "batches.meta"):
         if (source / name).exists():
             shutil.copy2(source / name, dest / name)
+    write_manifest("cifar10", dest.parent)  # its own md5 sums, checked by prepare_data
     print(f"{dest}: {len(labels)} training images ({repeats}x the sample, cut), test set copied")
     return 0
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LEFT_OUT = {"torch", "torch-pruning", "pulp"}
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    from pip._vendor import tomli as tomllib
 try:
     from packaging.requirements import Requirement
 except ImportError:  # pip always vendors it

@@ -38,7 +38,8 @@ if ! "$PY" -c "import compreps" 2>/dev/null; then
 fi
 "$PY" -m pip check  # informational: e.g. "snakemake requires pulp" (not carried)
 step "imports" "$PY" -c "import snakemake, torch_pruning, jsonschema, compreps, torch
-print('snakemake', snakemake.__version__, 'torch-pruning', torch_pruning.__version__,
+from importlib.metadata import version
+print('snakemake', version('snakemake'), 'torch-pruning', version('torch-pruning'),
       'torch', torch.__version__, 'cuda', torch.version.cuda,
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device')"
 if (( ${#failed[@]} )); then

@@ -18,7 +18,9 @@ from compreps.core.files import CompRepsError
 STEPS = {
     # model world (torch)
     "prepare-data": "compreps.model.data.datasets",
+    "coreset-scores": "compreps.model.data.selection_run",
     "coreset": "compreps.model.data.coreset",
+    "coreset-balance": "compreps.model.data.balance",
     "train": "compreps.model.training.train",
     "import-base": "compreps.model.compression.step",
     "prune": "compreps.model.compression.step",

@@ -14,8 +14,8 @@ rule activations:
     params:
         probe=cli_args("probe"),
     shell:
-        "compreps activations --checkpoint {input.checkpoint} --data {input.data}"
-        " {params.probe} --out {output} 2> {log}"
+        "compreps activations --checkpoint {input.checkpoint:q} --data {input.data:q}"
+        " {params.probe} --out {output:q} 2> {log:q}"
 
 
 rule accuracy_table:
@@ -37,4 +37,4 @@ rule accuracy_table:
     params:
         code=code_hash("accuracy-table"),
     shell:
-        "compreps accuracy-table --activations {input} --out {output} 2> {log}"
+        "compreps accuracy-table --activations {input:q} --out {output:q} 2> {log:q}"

@@ -96,9 +96,9 @@ def job_threads(kind):
 
 # One command for both training rules (base: no --indices).
 TRAIN_COMMAND = (
-    "compreps train --model-id {params.model_id} --data {input.data} {params.model}"
+    "compreps train --model-id {params.model_id} --data {input.data:q} {params.model}"
     " {params.train} --eval-batch-size {params.eval_batch_size} {params.indices}"
-    " --state results/train_state/{params.model_id}.pt --out {output} 2> {log}"
+    " --state results/train_state/{params.model_id}.pt --out {output:q} 2> {log:q}"
 )
 
 

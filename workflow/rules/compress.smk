@@ -20,9 +20,9 @@ rule prune:
         method=config["prune"]["method"],
         eval_batch_size=config["probe"]["batch_size"],
     shell:
-        "compreps prune --base {input.base} --ratio {wildcards.ratio}"
-        " --prune-method {params.method} --data {input.data}"
-        " --eval-batch-size {params.eval_batch_size} --out {output} 2> {log}"
+        "compreps prune --base {input.base:q} --ratio {wildcards.ratio}"
+        " --prune-method {params.method} --data {input.data:q}"
+        " --eval-batch-size {params.eval_batch_size} --out {output:q} 2> {log:q}"
 
 
 rule quantize:
@@ -42,12 +42,14 @@ rule quantize:
         scheme=config["quantize"]["scheme"],
         eval_batch_size=config["probe"]["batch_size"],
     shell:
-        "compreps quantize --base {input.base} --bits {wildcards.bits}"
-        " --quantize-scheme {params.scheme} --data {input.data}"
-        " --eval-batch-size {params.eval_batch_size} --out {output} 2> {log}"
+        "compreps quantize --base {input.base:q} --bits {wildcards.bits}"
+        " --quantize-scheme {params.scheme} --data {input.data:q}"
+        " --eval-batch-size {params.eval_batch_size} --out {output:q} 2> {log:q}"
 
 
-# struct_l1, nexp, fold (compreps.model.compression.structured, compreps.model.compression.fold): whole channels removed or merged.
+# struct_l1, nexp, fold (compreps.model.compression.structured, compreps.model.compression.fold):
+# whole channels removed or merged, then fine-tuned when the family's finetune_epochs > 0 (its
+# section's options are the params: changing them reruns that family's models only).
 rule compress_structured:
     input:
         base="results/checkpoints/base.pt",
@@ -64,7 +66,10 @@ rule compress_structured:
     params:
         options=lambda wildcards: family_args(wildcards.family),
         eval_batch_size=config["probe"]["batch_size"],
+        # fine-tuning's resume state (finetune_epochs > 0), as training's
+        state="results/train_state/{family}-{level}.pt",
     shell:
-        "compreps structured --base {input.base} --family {wildcards.family}"
-        " --level {wildcards.level} {params.options} --data {input.data}"
-        " --eval-batch-size {params.eval_batch_size} --out {output} 2> {log}"
+        "compreps structured --base {input.base:q} --family {wildcards.family}"
+        " --level {wildcards.level} {params.options} --data {input.data:q}"
+        " --eval-batch-size {params.eval_batch_size} --state {params.state:q}"
+        " --out {output:q} 2> {log:q}"

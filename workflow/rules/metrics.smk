@@ -19,8 +19,8 @@ rule model_metrics:
         settings=cli_args("metrics", "probe"),
         code=code_hash("metrics"),
     shell:
-        "compreps metrics --model-id {wildcards.model} --base-dump {input.base_dump}"
-        " --dump {input.dump} {params.settings} --out {output} 2> {log}"
+        "compreps metrics --model-id {wildcards.model} --base-dump {input.base_dump:q}"
+        " --dump {input.dump:q} {params.settings} --out {output:q} 2> {log:q}"
 
 
 rule metrics_table:
@@ -42,7 +42,7 @@ rule metrics_table:
     params:
         code=code_hash("metrics-table"),
     shell:
-        "compreps metrics-table --inputs {input} --out {output} 2> {log}"
+        "compreps metrics-table --inputs {input:q} --out {output:q} 2> {log:q}"
 
 
 rule correlations:
@@ -66,8 +66,8 @@ rule correlations:
         settings=cli_args("correlation"),
         code=code_hash("correlate"),
     shell:
-        "compreps correlate --metrics {input.metrics} --accuracy {input.accuracy}"
-        " {params.settings} --out {output} 2> {log}"
+        "compreps correlate --metrics {input.metrics:q} --accuracy {input.accuracy:q}"
+        " {params.settings} --out {output:q} 2> {log:q}"
 
 
 rule sensitivity:
@@ -91,5 +91,5 @@ rule sensitivity:
         settings=cli_args("sensitivity", "metrics"),
         code=code_hash("sensitivity"),
     shell:
-        "compreps sensitivity --metrics {input.metrics} --accuracy {input.accuracy}"
-        " {params.settings} --out {output} 2> {log}"
+        "compreps sensitivity --metrics {input.metrics:q} --accuracy {input.accuracy:q}"
+        " {params.settings} --out {output:q} 2> {log:q}"

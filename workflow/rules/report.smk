@@ -18,9 +18,9 @@ rule figures:
         settings=cli_args("probe"),
         code=code_hash("figures"),
     shell:
-        "compreps figures --metrics {input.metrics} --accuracy {input.accuracy}"
-        " --correlations {input.correlations} --sensitivity {input.sensitivity}"
-        " --dumps {input.dumps} --out-dir results/figures {params.settings} 2> {log}"
+        "compreps figures --metrics {input.metrics:q} --accuracy {input.accuracy:q}"
+        " --correlations {input.correlations:q} --sensitivity {input.sensitivity:q}"
+        " --dumps {input.dumps:q} --out-dir results/figures {params.settings} 2> {log:q}"
 
 
 rule report:
@@ -31,6 +31,7 @@ rule report:
         metrics="results/tables/metrics.csv",
         dataset="results/data/dataset.json",
         figures=FIGURES,
+        dumps=expand("results/activations/{model}.h5", model=MODELS),
     output:
         report(
             "results/report.md",
@@ -48,7 +49,8 @@ rule report:
         config_json=json.dumps(config, sort_keys=True),
         code=code_hash("report"),
     shell:
-        "compreps report --accuracy {input.accuracy} --correlations {input.correlations}"
-        " --sensitivity {input.sensitivity} --metrics {input.metrics}"
-        " --dataset {input.dataset} --figures {input.figures} --config-json {params.config_json:q}"
-        " --out {output} 2> {log}"
+        "compreps report --accuracy {input.accuracy:q} --correlations {input.correlations:q}"
+        " --sensitivity {input.sensitivity:q} --metrics {input.metrics:q}"
+        " --dataset {input.dataset:q} --figures {input.figures:q} --dumps {input.dumps:q}"
+        " --config-json {params.config_json:q}"
+        " --out {output:q} 2> {log:q}"

@@ -21,8 +21,8 @@ if config["base_checkpoint"]:
             model=cli_args("model"),
             eval_batch_size=config["probe"]["batch_size"],
         shell:
-            "compreps import-base --source {input.source} --data {input.data} {params.model}"
-            " --eval-batch-size {params.eval_batch_size} --out {output} 2> {log}"
+            "compreps import-base --source {input.source:q} --data {input.data:q} {params.model}"
+            " --eval-batch-size {params.eval_batch_size} --out {output:q} 2> {log:q}"
 
 else:
 
@@ -44,14 +44,20 @@ else:
             TRAIN_COMMAND
 
 
+# Every coreset family's models (coreset-<fraction>: random, the study's; coreset_<method>-
+# <fraction>: the other methods of coreset.methods), each from its selection's CSV.
 rule train_coreset:
     input:
         data=rules.prepare_data.output,
-        indices="results/coresets/coreset-{fraction}.csv",
+        indices="results/coresets/{coreset}-{fraction}.csv",
     output:
-        "results/checkpoints/coreset-{fraction}.pt",
+        "results/checkpoints/{coreset}-{fraction}.pt",
     log:
-        "results/logs/train/coreset-{fraction}.log",
+        "results/logs/train/{coreset}-{fraction}.log",
+    wildcard_constraints:
+        coreset="|".join(
+            f for f in vocabulary.COMPRESSED_FAMILIES if families.coreset_method(f)
+        ),
     conda:
         ENV
     threads: job_threads("train")
@@ -59,7 +65,8 @@ rule train_coreset:
         **job_resources("train", gpu=True),
     params:
         **train_params(
-            "coreset-{fraction}", "--indices results/coresets/coreset-{fraction}.csv"
+            "{coreset}-{fraction}",
+            "--indices results/coresets/{coreset}-{fraction}.csv",
         ),
     shell:
         TRAIN_COMMAND

@@ -39,9 +39,9 @@ def _counts(path: str | os.PathLike, accuracy: float) -> dict:
     correct = correct_predictions(path)
     n_test, n_correct = int(correct.size), int(correct.sum())
     if n_test and abs(n_correct / n_test - float(accuracy)) > 0.5 / n_test:
-        raise damaged_file_error(
-            path, f"accuracy attribute {accuracy} but {n_correct}/{n_test} logits are right"
-        )
+        # the activations step computes the attribute from these logits: a mismatch is a
+        # hand-made or foreign dump, reported but not fatal
+        log(f"accuracy-table: {path}: accuracy attribute {accuracy}, logits {n_correct}/{n_test}")
     low, high = wilson_interval(n_correct, n_test, CONFIDENCE)
     return {"n_test": n_test, "n_correct": n_correct, "accuracy_low": low, "accuracy_high": high}
 
@@ -55,7 +55,8 @@ def _table_order(table: pd.DataFrame) -> pd.Index:
 
 def accuracy_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Table 1: ``model, family, level, accuracy, param_fraction, macs`` from the dumps'
-    attributes, then the counts, Wilson interval and drop (module docstring); base first, then coresets by decreasing fraction, pruning by increasing ratio,
+    attributes, then the counts, Wilson interval and drop (module docstring); base first,
+    then coresets by decreasing fraction, pruning by increasing ratio,
     quantisation by decreasing bits, the structured families by increasing level."""
     rows = []
     for path in paths:

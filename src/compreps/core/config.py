@@ -23,7 +23,7 @@ import yaml
 
 from compreps.core import data_files, families
 from compreps.core.files import CompRepsError
-from compreps.core.vocabulary import LEVEL_SOURCES, REPS_WEIGHT_KEYS
+from compreps.core.vocabulary import LEVEL_SOURCES, REPS_WEIGHT_KEYS, family_levels
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 SUM_TOLERANCE = 1e-6
@@ -176,7 +176,7 @@ def registry_schema(schema: dict) -> dict:
     """The config schema with the family registry's names (:mod:`compreps.core.families`) as
     the ``families`` enum, and a level-list section for a registered family the schema file
     does not describe."""
-    schema["properties"]["families"]["items"]["enum"] = list(families.REGISTRY)
+    schema["properties"]["families"]["items"]["enum"] = list(families.listable())
     for family in families.REGISTRY.values():
         if family.section in schema["properties"]:
             continue
@@ -230,7 +230,10 @@ def _families(config: Mapping) -> Problems:
     count = 0
     for family, (section, key) in LEVEL_SOURCES.items():
         levels = config[section][key]
-        count += len(levels) if family in listed else 0
+        if family not in families.listable():  # a coreset method: runs when coreset does
+            count += len(family_levels(config, family)) if "coreset" in listed else 0
+            continue
+        count += len(family_levels(config, family)) if family in listed else 0
         if family in listed and not levels:
             yield (
                 (section, key),
@@ -329,7 +332,7 @@ def _base_checkpoint(config: Mapping, verify_base: Callable | None = None) -> Pr
 # check -> the config keys it reads; it runs only when the schema accepts all of them
 SEMANTIC_CHECKS: tuple[tuple[Callable[[Mapping], Problems], tuple[Key, ...]], ...] = (
     (_reps_weights, (("metrics", "reps", "weights"),)),
-    (_families, (("families",), *LEVEL_SOURCES.values())),
+    (_families, (("families",), ("coreset", "methods"), *LEVEL_SOURCES.values())),
     (_grid_step, (("sensitivity", "grid_step"),)),
     (_data, (("data",), ("probe", "size"))),
     (_base_checkpoint, (("base_checkpoint",), ("model",), ("data", "dataset"))),

@@ -94,7 +94,12 @@ class _LabelsOnlyUnpickler(pickle.Unpickler):
 
 
 def dataset_folders(dataset: str, root: str | os.PathLike) -> list[Path]:
-    """Folders searched for the dataset's files, first match wins."""
+    """Folders searched for the dataset's files, first match wins; every function of this
+    module that takes a dataset name starts here, so an unknown name is one clear error."""
+    if dataset not in DATASET_SHAPES:
+        raise CompRepsError(
+            f"unknown dataset {dataset!r}: expected one of {', '.join(DATASET_SHAPES)}"
+        )
     if dataset == "cifar10":
         return [Path(root) / CIFAR10_DIR]
     return [Path(root) / FASHION_DIR, FASHION_SYSTEM_DIR]
@@ -176,6 +181,19 @@ def read_manifest(path: Path) -> dict[str, str]:
     return sums
 
 
+def write_manifest(dataset: str, root: str | os.PathLike) -> Path:
+    """Write :func:`manifest_path` with the current sums of the data files under ``root``:
+    for a copy made on purpose (e.g. a subset or a repeated sample), never to silence a
+    mismatch."""
+    lines = [
+        f"{content_md5(path)}  {name}" for name, path in data_file_paths(dataset, root).items()
+    ]
+    path = manifest_path(dataset, root)
+    with atomic_write(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def expected_sums(dataset: str, root: str | os.PathLike) -> tuple[dict[str, str], str]:
     """The sums the data files must have, and where they come from."""
     manifest = manifest_path(dataset, root)
@@ -243,7 +261,9 @@ def verify_sums(dataset: str, root: str | os.PathLike) -> tuple[dict[Path, str],
         name: (path, content_md5(path)) for name, path in data_file_paths(dataset, root).items()
     }
     fix = remedy(dataset, root)
-    problems = [f"{line} ({fix})" for line in _copies(found)]
+    if expected is OFFICIAL_MD5[dataset]:
+        fix += f" (a copy of your own: list its md5 sums in {manifest_path(dataset, root)})"
+    problems = [f"{line}: {fix}" for line in _copies(found)]
     for name, (path, md5) in found.items():
         if name not in expected:
             problems.append(f"{path}: not listed in {source}: add its md5 line or remove it")
@@ -267,14 +287,24 @@ def _read_cache(path: Path) -> dict:
         return {}
 
 
-def refresh_source_sums(dataset: str, root: str | os.PathLike, out: str | os.PathLike) -> str:
-    """Write ``out``: one ``md5  path`` line per data file (and the copy's manifest), only when
-    its content changes, so its time stamp moves only when the data do; returns ``out``.
+def source_sums_path(dataset: str, root: str | os.PathLike) -> str:
+    """``results/data/sources-<dataset>-<hash of root>.md5``: one file per data source, so a
+    dry run with another ``data.root`` leaves the current source's file alone."""
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:10]
+    return f"results/data/sources-{dataset}-{key}.md5"
+
+
+def refresh_source_sums(
+    dataset: str, root: str | os.PathLike, out: str | os.PathLike | None = None
+) -> str:
+    """Write ``out`` (default :func:`source_sums_path`): one ``md5  path`` line per data file
+    (and the copy's manifest), only when its content changes, so its time stamp moves only when
+    the data do; returns ``out``.
 
     A file's md5 is recomputed only when its size, mtime, ctime or inode changed since the last
     call (cache ``<out>.stat.json``): a Snakefile parse costs a few ``stat`` calls.
     """
-    out = Path(out)
+    out = Path(source_sums_path(dataset, root) if out is None else out)
     cache_path = out.with_name(f"{out.name}.stat.json")
     cache = _read_cache(cache_path)
     paths = list(data_file_paths(dataset, root).values())

@@ -14,7 +14,10 @@ read by every analysis step (metrics, tables, figures). Layout::
 
 Every dataset is chunked, lzf-compressed and carries the Fletcher-32 checksum, so a flipped byte
 in a data chunk fails on read; every read failure raises one :class:`CompRepsError` naming the
-file and the rule that rebuilds it. This module imports neither torch nor model code.
+file and the rule that rebuilds it. A NaN or Inf in the logits, a layer or a weight is refused
+on write and on read, naming the array. Provenance: ``checkpoint_sha256`` is the sha256 of the
+checkpoint the dump was made from, ``parent_sha256`` (compressed models) that of the base
+checkpoint that one was made from. This module imports neither torch nor model code.
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ def write_dump(path: str | os.PathLike, dump: Dump) -> None:
         raise CompRepsError(f"dump for {path} lacks attribute(s) {', '.join(missing)}")
     dump.path = Path(path)
     check_consistency(dump)
+    problem = first_nonfinite(dump)
+    if problem is not None:
+        raise CompRepsError(
+            f"{path} not written: {problem} (model {dump.attrs['model']}): the model computes "
+            "non-finite values; check its checkpoint (and the one it was made from)"
+        )
     labels = np.asarray(dump.labels, dtype=np.int64)
     logits = np.asarray(dump.logits, dtype=np.float32)
     block = min(len(labels), ROW_BLOCK)
@@ -212,6 +221,12 @@ def read_dump(
             path=path,
         )
     check_consistency(dump)
+    problem = first_nonfinite(dump)
+    if problem is not None:
+        raise CompRepsError(
+            f"{path}: {problem}; no metric is computed on it. Delete it and rerun rule "
+            f"'{rebuilding_rule(path)}' once its checkpoint gives finite values"
+        )
     return dump
 
 
@@ -236,3 +251,21 @@ def check_consistency(dump: Dump) -> None:
             )
     if problems:
         raise damaged_file_error(dump.path, "; ".join(problems))
+
+
+def first_nonfinite(dump: Dump) -> str | None:
+    """``"<array> holds n NaN and m Inf of k values"`` for the first of the logits, the probed
+    layers and the weights (in that order) that is not all finite, or None."""
+    arrays = {
+        "/logits": dump.logits,
+        **{f"layer {name}": values for name, values in dump.layers.items()},
+        **{f"weight {name}": values for name, values in dump.weights.items()},
+    }
+    for name, values in arrays.items():
+        values = np.asarray(values)
+        finite = np.isfinite(values)
+        if not finite.all():
+            nan = int(np.isnan(values).sum())
+            inf = int(values.size - finite.sum()) - nan
+            return f"{name} holds {nan} NaN and {inf} Inf of {values.size} values"
+    return None

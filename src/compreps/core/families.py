@@ -56,84 +56,55 @@ class Family:
         return self.level.harsher == "lower"
 
 
-_REMOVED = Level("levels", "fraction of channels removed", "fraction", "higher")
-
+# The families, one row each in three tables (Table 1 order); REGISTRY joins them. The coreset
+# methods besides the study's random one are families of their own, ``coreset_<method>``, with
+# the coreset section's fractions; one runs when ``coreset.methods`` lists its method
+# (:func:`coreset_method`), and random keeps the study's model ids ``coreset-<fraction>``.
+RANDOM = "random"
+CORESET_METHODS = (RANDOM, "forgetting", "el2n", "aum", "ccs", "kcenter", "moderate")
+_REMOVED = "fraction of channels removed"
+_KEPT = Level("fractions", "fraction of training images kept", "fraction", "lower")
+LEVELS = {
+    "coreset": _KEPT,
+    "prune": Level("ratios", "fraction of weights set to zero", "fraction", "higher"),
+    "quant": Level("bits", "bits per weight", "bits", "lower", "[0-9]+", 1, 8),
+    "struct_l1": Level("levels", _REMOVED, "fraction", "higher"),
+    "nexp": Level("levels", _REMOVED, "fraction", "higher"),
+    "fold": Level("levels", "fraction of channels merged away", "fraction", "higher"),
+    **{f"coreset_{method}": _KEPT for method in CORESET_METHODS[1:]},
+}
+_COMPRESSION = "compreps.model.compression"
+_STRUCTURED = f"{_COMPRESSION}.structured"
+_SELECT = "compreps.model.data.coreset:select_coreset"
+# name: (config section, step, make = "module:function", one of the study's three, dense view)
+MAKERS = {
+    "coreset": ("coreset", "train", _SELECT, True, "none"),
+    "prune": ("prune", "prune", f"{_COMPRESSION}.prune:prune_global_l1", True, "none"),
+    "quant": ("quantize", "quantize", f"{_COMPRESSION}.quantize:quantize_model", True, "none"),
+    "struct_l1": ("struct_l1", "structured", f"{_STRUCTURED}:prune_l1", False, "pruned-zeros"),
+    "nexp": ("nexp", "structured", f"{_STRUCTURED}:prune_nexp", False, "pruned-zeros"),
+    "fold": ("fold", "structured", f"{_COMPRESSION}.fold:fold_model", False, "fold-unfolded"),
+    **{f"coreset_{m}": ("coreset", "train", _SELECT, False, "none") for m in CORESET_METHODS[1:]},
+}
+# name: (marker, colour, label in legends and axis titles)
+STYLES = {
+    "coreset": ("o", "tab:blue", "coreset fraction"),
+    "prune": ("s", "tab:orange", "pruning ratio"),
+    "quant": ("D", "tab:green", "bits"),
+    "struct_l1": ("^", "tab:purple", "fraction of channels removed (L1)"),
+    "nexp": ("v", "tab:brown", "fraction of channels removed (NEXP)"),
+    "fold": ("P", "tab:pink", "fraction of channels merged away (fold)"),
+    # the coreset methods: shades of the coreset's blue, the method's initial as the marker
+    "coreset_forgetting": ("$F$", "navy", "coreset fraction (forgetting)"),
+    "coreset_el2n": ("$E$", "royalblue", "coreset fraction (EL2N)"),
+    "coreset_aum": ("$A$", "deepskyblue", "coreset fraction (AUM)"),
+    "coreset_ccs": ("$C$", "steelblue", "coreset fraction (CCS)"),
+    "coreset_kcenter": ("$K$", "slateblue", "coreset fraction (k-center)"),
+    "coreset_moderate": ("$M$", "darkcyan", "coreset fraction (moderate)"),
+}
 REGISTRY: dict[str, Family] = {
-    family.name: family
-    for family in (
-        Family(
-            "coreset",
-            "coreset",
-            Level("fractions", "fraction of training images kept", "fraction", "lower", high=1.0),
-            step="train",
-            make="compreps.model.data.coreset:select_coreset",
-            paper=True,
-            dense_view="none",
-            marker="o",
-            colour="tab:blue",
-            label="coreset fraction",
-        ),
-        Family(
-            "prune",
-            "prune",
-            Level("ratios", "fraction of weights set to zero", "fraction", "higher"),
-            step="prune",
-            make="compreps.model.compression.prune:prune_global_l1",
-            paper=True,
-            dense_view="none",
-            marker="s",
-            colour="tab:orange",
-            label="pruning ratio",
-        ),
-        Family(
-            "quant",
-            "quantize",
-            Level("bits", "bits per weight", "bits", "lower", pattern="[0-9]+", low=1, high=8),
-            step="quantize",
-            make="compreps.model.compression.quantize:quantize_model",
-            paper=True,
-            dense_view="none",
-            marker="D",
-            colour="tab:green",
-            label="bits",
-        ),
-        Family(
-            "struct_l1",
-            "struct_l1",
-            _REMOVED,
-            step="structured",
-            make="compreps.model.compression.structured:prune_l1",
-            paper=False,
-            dense_view="pruned-zeros",
-            marker="^",
-            colour="tab:purple",
-            label="fraction of channels removed (L1)",
-        ),
-        Family(
-            "nexp",
-            "nexp",
-            _REMOVED,
-            step="structured",
-            make="compreps.model.compression.structured:prune_nexp",
-            paper=False,
-            dense_view="pruned-zeros",
-            marker="v",
-            colour="tab:brown",
-            label="fraction of channels removed (NEXP)",
-        ),
-        Family(
-            "fold",
-            "fold",
-            Level("levels", "fraction of channels merged away", "fraction", "higher"),
-            step="structured",
-            make="compreps.model.compression.fold:fold_model",
-            paper=False,
-            dense_view="fold-unfolded",
-            marker="P",
-            colour="tab:pink",
-            label="fraction of channels merged away (fold)",
-        ),
-    )
+    name: Family(name, MAKERS[name][0], level, *MAKERS[name][1:], *STYLES[name])
+    for name, level in LEVELS.items()
 }
 # Markers and colours for a family registered without its own (never two families alike).
 SPARE_MARKERS = "XhH*p<>d8"
@@ -158,3 +129,26 @@ def names(step: str | None = None) -> tuple[str, ...]:
 def section_family(section: str) -> Family | None:
     """The family whose config section is ``section`` (None for other sections)."""
     return next((f for f in REGISTRY.values() if f.section == section), None)
+
+
+def coreset_method(name: str) -> str | None:
+    """The coreset method a family's models are selected with: ``random`` for ``coreset``,
+    ``<method>`` for ``coreset_<method>``, None for a family that is no coreset."""
+    if name == "coreset":
+        return RANDOM
+    prefix, _, method = name.partition("_")
+    return method if prefix == "coreset" and method in CORESET_METHODS[1:] else None
+
+
+def coreset_family(method: str) -> str:
+    """The family of a coreset method's models: ``coreset`` for random (the study's ids),
+    ``coreset_<method>`` for the others."""
+    if method not in CORESET_METHODS:
+        raise ValueError(f"unknown coreset method {method!r}: expected one of {CORESET_METHODS}")
+    return "coreset" if method == RANDOM else f"coreset_{method}"
+
+
+def listable() -> tuple[str, ...]:
+    """The families the config key ``families`` lists: every family but the non-random coreset
+    methods, which ``coreset.methods`` chooses (they run when ``coreset`` is listed)."""
+    return tuple(name for name in REGISTRY if coreset_method(name) in (None, RANDOM))

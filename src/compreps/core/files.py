@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from compreps.core import families
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -23,8 +25,17 @@ class CompRepsError(Exception):
     """An error meant for the user: the CLI prints its message alone, without a traceback."""
 
 
-# Which Snakemake rule rebuilds a result file, from its name (used in error messages).
+# The Snakemake rule behind each family's step (the registry says which step makes a family).
+STEP_RULES = {
+    "train": "train_coreset",
+    "prune": "prune",
+    "quantize": "quantize",
+    "structured": "compress_structured",
+}
+
+
 def rebuilding_rule(path: str | os.PathLike) -> str:
+    """Which Snakemake rule rebuilds a result file, from its name (for error messages)."""
     name = Path(path).name
     if name.endswith(".h5"):
         return "activations"
@@ -32,16 +43,9 @@ def rebuilding_rule(path: str | os.PathLike) -> str:
         stem = name[: -len(".pt")]
         if stem == "base":
             return "train_base (or import_base when base_checkpoint is set)"
-        for prefix, rule in (
-            ("coreset-", "train_coreset"),
-            ("prune-", "prune"),
-            ("quant-", "quantize"),
-            ("struct_l1-", "compress_structured"),
-            ("nexp-", "compress_structured"),
-            ("fold-", "compress_structured"),
-        ):
-            if stem.startswith(prefix):
-                return rule
+        prefix = stem.rpartition("-")[0]
+        if prefix in families.REGISTRY:
+            return STEP_RULES.get(families.REGISTRY[prefix].step, "the family's rule")
     return "the rule that wrote it"
 
 

@@ -57,8 +57,14 @@ class TrainSettings:
 @dataclass(frozen=True)
 class CoresetSettings:
     SECTION: ClassVar[str] = "coreset"
-    method: str  # class-stratified random
-    fractions: tuple[float, ...]  # one coreset model each
+    methods: tuple[str, ...]  # random (the study's) and the methods of coreset_<method> models
+    fractions: tuple[float, ...]  # one coreset model per method each
+    class_balanced: bool  # the non-random methods select within each class, random's counts
+    selection_epochs: int  # epochs of the selection run (scores, embeddings)
+    selection_seed: int  # its seed, not train.seed: the selection model is not the base
+    ccs_score: str  # the score CCS stratifies: forgetting | el2n | aum
+    ccs_beta: float  # CCS hard cut-off: fraction of the hardest examples dropped first
+    ccs_strata: int  # CCS: equal-width score strata
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class QuantizeSettings:
 class StructL1Settings:
     SECTION: ClassVar[str] = "struct_l1"
     levels: tuple[float, ...]  # fractions of channels removed, one model each
+    normalize: str  # none | layer | group: scores made comparable for the global ranking
+    finetune_epochs: int  # epochs of fine-tuning with the base's settings (0 = one-shot)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,9 @@ class NexpSettings:
     levels: tuple[float, ...]  # fractions of channels removed, one model each
     calib_samples: int  # training images NEXP scores the channels on
     seed: int  # their class-stratified selection
+    normalize: str  # none | layer | group: scores made comparable for the global ranking
+    alpha: float  # hybrid (1 - alpha) * L1 + alpha * NEXP; 1 = NEXP
+    finetune_epochs: int  # epochs of fine-tuning with the base's settings (0 = one-shot)
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,7 @@ class FoldSettings:
     bn_repair: str  # variance (data-free) | calib | none
     calib_samples: int  # training images for bn_repair=calib
     seed: int  # k-means initialisation and the calibration selection
+    finetune_epochs: int  # epochs of fine-tuning with the base's settings (0 = one-shot)
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,21 @@ def model_id_pattern() -> str:
     return "|".join([BASE, *ids])
 
 
+def family_levels(config: dict, family: str) -> list:
+    """The levels of ``family`` a config runs: its level list, but none for a coreset method
+    that ``coreset.methods`` does not list (:func:`compreps.core.families.coreset_method`)."""
+    section, key = LEVEL_SOURCES[family]
+    method = families.coreset_method(family)
+    if method is not None and method not in config[section].get("methods", [families.RANDOM]):
+        return []
+    return list(config[section][key])
+
+
 def model_ids(config: dict) -> list[str]:
     """Every model of a run, base first, then the families in config order."""
     ids = [BASE]
-    for family, (section, key) in LEVEL_SOURCES.items():
-        ids += [model_id(family, level) for level in config[section][key]]
+    for family in LEVEL_SOURCES:
+        ids += [model_id(family, level) for level in family_levels(config, family)]
     return ids
 
 
@@ -92,6 +102,7 @@ PER_LAYER_METRICS = (
     "cka_linear",
     "hidden_cosine",
     *RAW_DESCRIPTORS,
+    "cka_debiased",
 )
 # Over the whole test set's logits: s_f (eq. 7) and Table 2's functional baselines.
 OUTPUT_METRICS = (
@@ -170,5 +181,6 @@ FIGURE_NAMES = (
     "sensitivity_heatmap",
     "accuracy_vs_params",
     "hierarchy_deviation",
+    "correlation_forest",
 )
 FIGURE_FORMATS = ("png", "pdf")

@@ -179,6 +179,59 @@ def model_cost(model, meta: dict, input_shape: tuple[int, ...]) -> dict[str, obj
     }
 
 
+def checked_model(checkpoint: Path, data, probe: ProbeSettings, device):
+    """``(model in eval mode, meta, probed layers, model id)`` of ``checkpoint``, refused when
+    its dataset, layers or id do not fit."""
+    model, meta = load_model(checkpoint, device)
+    layers = check_layers(probe.layers, meta["arch"])
+    if meta.get("dataset") != data.name:
+        raise CompRepsError(
+            f"{checkpoint} was trained on {meta.get('dataset')!r}, not on {data.name!r}"
+        )
+    model_id = str(meta.get("model_id") or checkpoint.stem)
+    try:
+        parse_model_id(model_id)
+    except ValueError as err:
+        raise CompRepsError(f"{checkpoint}: {err}") from err
+    return model, meta, layers, model_id
+
+
+def forward_pass(model, meta: dict, data, rows, layers, device, batch_size: int, model_id: str):
+    """``(logits, layer arrays, shapes, view)``: the view whose activations and weights are
+    dumped is the model itself, or the dense view of a structured model."""
+    if meta.get("channel_map"):
+        shape = [meta[key] for key in ("arch", "width", "in_channels", "num_classes")]
+        view = dense_model(model, *shape, meta["channel_map"])
+        outputs = structured_pass(model, view, data, rows, layers, device, batch_size, model_id)
+        return (*outputs, view)
+    outputs = run_with_probe_hooks(
+        model, data.test_images, data.mean, data.std, rows, layers, device, batch_size,
+        desc=f"activations {model_id}",
+    )  # fmt: skip
+    return (*outputs, model)
+
+
+def dump_attributes(model, view, meta: dict, checkpoint: Path, data, accuracy: float) -> dict:
+    """The dump's attributes: identity, provenance (its checkpoint's sha256 and, for a
+    compressed model, the base checkpoint's it was made from), accuracy and cost."""
+    model_id = str(meta.get("model_id") or checkpoint.stem)
+    family, level = parse_model_id(model_id)
+    dense = DENSE_VIEWS.get(family, NO_DENSE_VIEW) if view is not model else NO_DENSE_VIEW
+    return {
+        "accuracy": accuracy,
+        "model": model_id,
+        "family": family,
+        "level": float(level),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "parent_sha256": str(meta.get("parent_sha256") or ""),
+        "dataset": data.name,
+        "arch": meta["arch"],
+        "width": int(meta["width"]),
+        "dense_view": dense,
+        **model_cost(model, meta, tuple(data.test_images.shape[1:])),
+    }
+
+
 def dump_activations(
     checkpoint: str | Path, data, probe: ProbeSettings, out: str | Path, device=None
 ) -> dict[str, object]:
@@ -189,17 +242,7 @@ def dump_activations(
         raise CompRepsError(f"batch size must be at least 1, got {probe.batch_size}")
     device = pick_device() if device is None else torch.device(device)
     exact_fp32()  # dumps in true fp32 on CUDA too: TF32 would round every convolution
-    model, meta = load_model(checkpoint, device)
-    layers = check_layers(probe.layers, meta["arch"])
-    if meta.get("dataset") != data.name:
-        raise CompRepsError(
-            f"{checkpoint} was trained on {meta.get('dataset')!r}, not on {data.name!r}"
-        )
-    model_id = str(meta.get("model_id") or checkpoint.stem)
-    try:
-        family, level = parse_model_id(model_id)
-    except ValueError as err:
-        raise CompRepsError(f"{checkpoint}: {err}") from err
+    model, meta, layers, model_id = checked_model(checkpoint, data, probe, device)
     labels = data.test_labels.numpy().astype(np.int64)
     rows = probe_indices(labels, probe.size, probe.seed)
     log(
@@ -207,39 +250,11 @@ def dump_activations(
         f"(seed {probe.seed}), layers {' '.join(layers)}, on {describe_device(device)}"
     )
     started = time.perf_counter()
-    view = model
-    if meta.get("channel_map"):
-        shape = [meta[key] for key in ("arch", "width", "in_channels", "num_classes")]
-        view = dense_model(model, *shape, meta["channel_map"])
-        logits, layer_arrays, shapes = structured_pass(
-            model, view, data, rows, layers, device, probe.batch_size, model_id
-        )
-    else:
-        logits, layer_arrays, shapes = run_with_probe_hooks(
-            model,
-            data.test_images,
-            data.mean,
-            data.std,
-            rows,
-            layers,
-            device,
-            probe.batch_size,
-            desc=f"activations {model_id}",
-        )
-    attrs = {
-        "accuracy": float(np.mean(logits.argmax(1) == labels)) if len(labels) else math.nan,
-        "model": model_id,
-        "family": family,
-        "level": float(level),
-        "checkpoint_sha256": sha256_file(checkpoint),
-        "dataset": data.name,
-        "arch": meta["arch"],
-        "width": int(meta["width"]),
-        "dense_view": DENSE_VIEWS.get(family, NO_DENSE_VIEW)
-        if view is not model
-        else NO_DENSE_VIEW,
-        **model_cost(model, meta, tuple(data.test_images.shape[1:])),
-    }
+    logits, layer_arrays, shapes, view = forward_pass(
+        model, meta, data, rows, layers, device, probe.batch_size, model_id
+    )
+    accuracy = float(np.mean(logits.argmax(1) == labels)) if len(labels) else math.nan
+    attrs = dump_attributes(model, view, meta, checkpoint, data, accuracy)
     dump = Dump(
         labels=labels,
         logits=logits,
@@ -253,7 +268,7 @@ def dump_activations(
     write_dump(out, dump)
     size_mb = Path(out).stat().st_size / 1e6
     log(
-        f"activations {model_id}: accuracy {attrs['accuracy']:.4f}; wrote {out} "
+        f"activations {model_id}: accuracy {accuracy:.4f}; wrote {out} "
         f"({size_mb:.1f} MB) in {time.perf_counter() - started:.1f} s"
     )
     return attrs

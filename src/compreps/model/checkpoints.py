@@ -6,7 +6,9 @@ sha256 over every tensor (name, dtype, shape, bytes). :func:`load_checkpoint` re
 flipped byte anywhere in the tensor data is one error naming the file and the rule that
 rebuilds it. :func:`checkpoint_meta` is the one place that builds the metadata, for every
 family. Weights that do not fit an architecture give a short error listing the first
-mismatches instead of torch's size-mismatch listing of every tensor.
+mismatches instead of torch's size-mismatch listing of every tensor. Non-finite weights (NaN or
+Inf) are never written, loaded or accepted as a base: the error names the file and the first
+such tensor.
 """
 
 from __future__ import annotations
@@ -37,6 +39,20 @@ def content_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def first_nonfinite(state_dict: dict) -> str | None:
+    """``"tensor <name> holds n NaN and m Inf of k values"`` for the first floating-point
+    tensor (in state-dict order) that is not all finite, or None."""
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            continue
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            nan = int(torch.isnan(tensor).sum())
+            inf = int((~finite).sum()) - nan
+            return f"tensor {name} holds {nan} NaN and {inf} Inf of {tensor.numel()} values"
+    return None
 
 
 def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -94,6 +110,13 @@ def save_checkpoint(
     """Write ``{"state_dict", "meta"}`` atomically, with the tensors' content hash added to
     meta; returns the meta as written."""
     state_dict = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    problem = first_nonfinite(state_dict)
+    if problem is not None:
+        raise CompRepsError(
+            f"{path} not written: its weights are not finite ({problem}): the step diverged or "
+            "started from non-finite weights; check the checkpoint it started from (for a "
+            "training: lower train.lr)"
+        )
     meta = {**meta, HASH_KEY: content_sha256(state_dict)}
     with atomic_write(path) as tmp:
         torch.save({"state_dict": state_dict, "meta": meta}, tmp)
@@ -133,6 +156,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if not isinstance(state_dict, dict) or not isinstance(meta, dict):
         raise damaged_file_error(path, "not a compreps checkpoint: malformed state_dict/meta")
     verify_content(path, state_dict, meta)
+    problem = first_nonfinite(state_dict)
+    if problem is not None:
+        raise CompRepsError(
+            f"{path}: its weights are not finite ({problem}); delete it and rerun rule "
+            f"'{rebuilding_rule(path)}' from finite weights"
+        )
     return state_dict, meta
 
 
@@ -224,6 +253,12 @@ def verify_base_checkpoint(
     ``build_model(arch, width, in_channels, num_classes)`` (used by the config checker)."""
     state_dict, _ = read_foreign_weights(path)
     check_weights_fit(path, state_dict, arch, width, in_channels, num_classes)
+    problem = first_nonfinite(state_dict)
+    if problem is not None:
+        raise CompRepsError(
+            f"{path} has non-finite weights ({problem}): every metric would be NaN; give "
+            "weights with finite values, or null to train the base"
+        )
 
 
 def structured_model(path, state_dict: dict, shape: list, structure: dict) -> nn.Module:

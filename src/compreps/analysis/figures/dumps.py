@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 
 from compreps.analysis.figures.style import (
-    FAMILY_COLORS,
     FC_LAYER,
     FIG1_MODELS,
     FIG2_MODELS,
     LABEL_COLORS,
     empty_panel,
-    id_family_level,
     layer_label,
     metric_value,
     model_rows,
@@ -97,25 +95,9 @@ def _line_over_layers(ax, metrics, found, metric, layers, transform=None) -> Non
     ax.set_xticks(x, [layer_label(layer) for layer in layers])
 
 
-def plot_representations(metrics: pd.DataFrame, dumps: dict[str, Path], layers: list[str]):
-    """Fig. 2: eight panels of representation diagnostics for the paper's seven models
-    (trajectories over ``layers``; eigenvalue decay from ``dumps``, ``{model id: path}``)."""
-    found, missing = pick_models(metrics["model"], FIG2_MODELS, "fig2_representations")
-    layers = trajectory_layers(metrics, layers)
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
-    ax = axes.ravel()
-
-    labels = list(found)
-    ranks = [metric_value(metrics, found[lbl], "effective_rank", FC_LAYER) for lbl in labels]
-    ax[0].bar(labels, ranks, color=[LABEL_COLORS[lbl] for lbl in labels])
-    ax[0].set_title("(a) effective rank at FC")
-
-    _line_over_layers(ax[1], metrics, found, "alive_fraction", layers, lambda v: 1.0 - v)
-    ax[1].set_title("(b) dead-unit fraction per layer")
-    _line_over_layers(ax[2], metrics, found, "class_separation", layers)
-    ax[2].set_title("(c) class separation per layer")
-
-    # the paper's panel: separation at the FC layer against (model-level) prediction agreement
+def _separation_vs_agreement(ax, metrics: pd.DataFrame, found: dict) -> None:
+    """Panel (d): FC class separation against prediction agreement, every model as a grey dot,
+    the seven named models in their legend colours; the title gives Pearson r over all."""
     rows = pd.concat(
         [
             model_rows(metrics).query("metric == 'prediction_agreement'"),
@@ -123,32 +105,28 @@ def plot_representations(metrics: pd.DataFrame, dumps: dict[str, Path], layers: 
         ]
     )
     table = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
-    if {"class_separation", "prediction_agreement"} <= set(table.columns):
-        for model_id, row in table.iterrows():
-            family = id_family_level(model_id)[0]
-            ax[3].scatter(
-                row["prediction_agreement"],
-                row["class_separation"],
-                s=18,
-                color=FAMILY_COLORS.get(family, "gray"),
-                marker="*" if family == "base" else "o",
-            )
-        for label, model_id in found.items():
-            if model_id in table.index:
-                ax[3].annotate(
-                    label,
-                    (
-                        table.loc[model_id, "prediction_agreement"],
-                        table.loc[model_id, "class_separation"],
-                    ),
-                    fontsize=7,
-                )
-        ax[3].set_xlabel("prediction agreement with ORG")
-        ax[3].set_ylabel("class separation at FC")
-    else:
-        empty_panel(ax[3], "class_separation / prediction_agreement\nnot in the metrics table")
-    ax[3].set_title("(d) separation vs prediction agreement")
+    ax.set_title("(d) separation vs prediction agreement")
+    if not {"class_separation", "prediction_agreement"} <= set(table.columns):
+        empty_panel(ax, "class_separation / prediction_agreement\nnot in the metrics table")
+        return
+    table = table.dropna()
+    x, y = table["prediction_agreement"], table["class_separation"]
+    ax.scatter(x, y, s=12, color="lightgray", label="other models")
+    for label, model_id in found.items():
+        if model_id in table.index:
+            point = (x[model_id], y[model_id])
+            ax.scatter(*point, s=40, color=LABEL_COLORS[label], zorder=3)
+            ax.annotate(label, point, fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if len(table) >= 3 and x.std() > 0 and y.std() > 0:
+        ax.set_title(
+            f"(d) separation vs prediction agreement\nr = {x.corr(y):.2f} ({len(x)} models)"
+        )
+    ax.set_xlabel("prediction agreement with ORG")
+    ax.set_ylabel("class separation at FC")
 
+
+def _eigenvalue_decay(ax, found: dict, dumps: dict[str, Path]) -> None:
+    """Panel (e): the FC covariance spectrum of each named model, divided by its largest."""
     for label, model_id in found.items():
         if model_id not in dumps:
             say(f"fig2_representations: no dump of {model_id}, no eigenvalue curve for {label}")
@@ -156,17 +134,33 @@ def plot_representations(metrics: pd.DataFrame, dumps: dict[str, Path], layers: 
         spectrum = covariance_spectrum(dumps[model_id])
         spectrum = spectrum[spectrum > 0]
         if spectrum.size:
-            ax[4].loglog(
-                np.arange(1, spectrum.size + 1),
-                spectrum,
-                marker=".",
-                color=LABEL_COLORS[label],
-                label=label,
-            )
-    ax[4].set_title("(e) eigenvalue decay at FC")
-    ax[4].set_xlabel("index")
-    ax[4].set_ylabel("eigenvalue / largest")
+            x = np.arange(1, spectrum.size + 1)
+            ax.loglog(x, spectrum, marker=".", color=LABEL_COLORS[label], label=label)
+    ax.set_title("(e) eigenvalue decay at FC")
+    ax.set_xlabel("index")
+    ax.set_ylabel("eigenvalue / largest")
 
+
+def plot_representations(metrics: pd.DataFrame, dumps: dict[str, Path], layers: list[str]):
+    """Fig. 2: eight panels of representation diagnostics for the paper's seven models
+    (trajectories over ``layers``; eigenvalue decay from ``dumps``, ``{model id: path}``)."""
+    found, missing = pick_models(metrics["model"], FIG2_MODELS, "fig2_representations")
+    layers = trajectory_layers(metrics, layers)
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    ax = axes.ravel()
+    labels = list(found)
+    ranks = [metric_value(metrics, found[lbl], "effective_rank", FC_LAYER) for lbl in labels]
+    ax[0].bar(labels, ranks, color=[LABEL_COLORS[lbl] for lbl in labels])
+    ax[0].set_title("(a) effective rank at FC")
+    ax[0].set_ylabel("effective rank (eq. 9 of 000)")
+    _line_over_layers(ax[1], metrics, found, "alive_fraction", layers, lambda v: 1.0 - v)
+    ax[1].set_title("(b) dead-unit fraction per layer")
+    ax[1].set_ylabel("fraction of dead units")
+    _line_over_layers(ax[2], metrics, found, "class_separation", layers)
+    ax[2].set_title("(c) class separation per layer")
+    ax[2].set_ylabel("class separation r_s = d_inter / d_intra")
+    _separation_vs_agreement(ax[3], metrics, found)
+    _eigenvalue_decay(ax[4], found, dumps)
     for panel, (metric, title) in zip(
         ax[5:],
         (("reps_weighted", "(f) REPS"), ("gtfa", "(g) GTFA"), ("cka_linear", "(h) linear CKA")),

@@ -1,4 +1,4 @@
-"""The figures that compare the compression families (issue 13): test accuracy against the
+"""The figures that compare the compression families: test accuracy against the
 fraction of the base's parameters kept, one line per family, and study 004's three spaces
 (hidden, logit, probability; :mod:`compreps.analysis.metrics.hierarchy`) — their deviation from the
 base against
@@ -16,20 +16,22 @@ import pandas as pd
 from compreps.analysis.figures.dumps import model_weights
 from compreps.analysis.figures.style import (
     FAMILY_COLORS,
+    FAMILY_MARKERS,
     LEVEL_AXES,
+    drawn_families,
     empty_panel,
     model_rows,
     note_missing,
     plt,
     say,
 )
-from compreps.core.vocabulary import BASE, COMPRESSED_FAMILIES, LEVEL_DESCENDING
+from compreps.core.vocabulary import BASE, LEVEL_DESCENDING
 
+DODGE = 0.02  # horizontal spacing of the dense families around x = 1
 PARAM_FRACTION = "param_fraction"  # accuracy.csv: parameters kept, as a fraction of the base's
 # The family whose parameter count keeps the dense shape but whose weights are zeroed: drawn
 # again at its measured fraction of non-zero Conv2d/Linear weights (from the dumps).
 SPARSE_FAMILY = "prune"
-FAMILY_MARKERS = dict(zip(COMPRESSED_FAMILIES, "osD^vP", strict=True))
 # (metric name, or prefix of the per-temperature names; legend label; colour; marker)
 HIERARCHY_SPACES = (
     ("hidden_deviation", "hidden: 1 − cos(h₀, h)", "tab:cyan", "o"),
@@ -76,17 +78,17 @@ def plot_accuracy_vs_params(accuracy: pd.DataFrame, dumps: dict[str, Path]):
         ax.plot([x], [y], "*", ms=14, color="black", label="ORG (base)", zorder=3)
     else:
         missing.append(BASE)
-    for family in COMPRESSED_FAMILIES:
+    drawn, absent = drawn_families(accuracy["family"])
+    missing += absent
+    dense = [f for f in drawn if _dense(accuracy.loc[accuracy["family"] == f, PARAM_FRACTION])]
+    for family in drawn:
         rows = accuracy[accuracy["family"] == family].sort_values(PARAM_FRACTION)
-        if rows.empty:
-            missing.append(family)
-            continue
         style = dict(color=FAMILY_COLORS.get(family, "gray"), marker=FAMILY_MARKERS[family])
-        if _dense(rows[PARAM_FRACTION]):
+        if family in dense:
+            # side by side around x = 1, so the dense families do not hide one another
+            x = rows[PARAM_FRACTION] + DODGE * (dense.index(family) - (len(dense) - 1) / 2)
             label = f"{family} (dense shape: all at 1)"
-            ax.plot(
-                rows[PARAM_FRACTION], rows["accuracy"], ls="none", alpha=0.8, label=label, **style
-            )
+            ax.plot(x, rows["accuracy"], ls="none", alpha=0.8, label=label, **style)
         else:
             ax.plot(rows[PARAM_FRACTION], rows["accuracy"], label=family, **style)
         if family == SPARSE_FAMILY:
@@ -98,7 +100,7 @@ def plot_accuracy_vs_params(accuracy: pd.DataFrame, dumps: dict[str, Path]):
                 y = sparse["accuracy"].to_numpy(float)[order]
                 label = f"{family}: non-zero Conv/Linear weights"
                 ax.plot(x[order], y, ls="--", mfc="none", label=label, **style)
-    ax.set_xlim(0.0, 1.05)
+    ax.set_xlim(0.0, 1.0 + DODGE * max(len(dense), 2))
     ax.set_xlabel("parameters kept (fraction of the base's)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy against parameters kept")
@@ -165,10 +167,14 @@ def plot_hierarchy_deviation(metrics: pd.DataFrame):
     rows = rows[rows["family"] != BASE]
     names = space_metric_names(set(rows["metric"]))
     missing = [f"metric {prefix}*" for prefix, name in names.items() if name is None]
-    ncols = 3
-    nrows = math.ceil(len(COMPRESSED_FAMILIES) / ncols)
+    drawn, absent = drawn_families(rows["family"])
+    panels = drawn + absent  # the study's families get a panel that says they are absent
+    ncols = min(3, max(len(panels), 1))
+    nrows = math.ceil(max(len(panels), 1) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.4 * nrows), squeeze=False)
-    for ax, family in zip(axes.ravel(), COMPRESSED_FAMILIES, strict=True):
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)  # a grid cell no family fills
+    for ax, family in zip(axes.ravel(), panels, strict=False):
         ax.set_title(family)
         ax.set_xlabel(LEVEL_AXES.get(family, "level"))
         family_rows = rows[rows["family"] == family]
@@ -179,6 +185,8 @@ def plot_hierarchy_deviation(metrics: pd.DataFrame):
         _deviation_panel(ax, family_rows, names, family)
     for ax in axes[:, 0]:
         ax.set_ylabel("deviation from ORG (1 − cos)")
+    for ax in axes.ravel():
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)  # long level lists collide
     handles = {}
     for ax in axes.ravel():
         handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))

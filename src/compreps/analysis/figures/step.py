@@ -14,12 +14,15 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from compreps.analysis.figures.correlations import (
+    plot_correlation_forest,
+    plot_metric_vs_accuracy,
+)
 from compreps.analysis.figures.dumps import plot_representations, plot_weight_histograms
 from compreps.analysis.figures.families import plot_accuracy_vs_params, plot_hierarchy_deviation
 from compreps.analysis.figures.style import save_figure, say
 from compreps.analysis.figures.tables import (
     plot_accuracy_vs_level,
-    plot_metric_vs_accuracy,
     plot_sensitivity_heatmap,
 )
 from compreps.core.files import CompRepsError, read_table
@@ -87,6 +90,7 @@ def make_figures(
         "sensitivity_heatmap": lambda: plot_sensitivity_heatmap(sensitivity),
         "accuracy_vs_params": lambda: plot_accuracy_vs_params(accuracy, dumps),
         "hierarchy_deviation": lambda: plot_hierarchy_deviation(metrics),
+        "correlation_forest": lambda: plot_correlation_forest(correlations),
     }
     written = []
     for name in FIGURE_NAMES:

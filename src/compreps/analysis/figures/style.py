@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from compreps.core import families  # noqa: E402
 from compreps.core.files import atomic_write, log  # noqa: E402
 from compreps.core.vocabulary import BASE, FIGURE_FORMATS, MODEL_LAYER, parse_model_id  # noqa: E402
 
@@ -43,23 +44,24 @@ LABEL_COLORS = {
     "Q4": "tab:green",
     "Q2": "tab:olive",
 }
-FAMILY_COLORS = {
-    "base": "black",
-    "coreset": "tab:blue",
-    "prune": "tab:orange",
-    "quant": "tab:green",
-    "struct_l1": "tab:purple",
-    "nexp": "tab:brown",
-    "fold": "tab:pink",
-}
-FAMILY_AXES = {"coreset": "coreset fraction", "prune": "pruning ratio", "quant": "bits"}
-# Every compressed family's level, as an axis label (the structured families' level: channels)
-LEVEL_AXES = {
-    **FAMILY_AXES,
-    "struct_l1": "fraction of channels removed (L1)",
-    "nexp": "fraction of channels removed (NEXP)",
-    "fold": "fraction of channels removed (folded)",
-}
+# Each family's colour, marker and level label come from its registry entry
+# (compreps.core.families), so a new family is drawn without touching the figures.
+FAMILY_COLORS = {"base": "black", **{f.name: f.colour for f in families.REGISTRY.values()}}
+FAMILY_MARKERS = {"base": "*", **{f.name: f.marker for f in families.REGISTRY.values()}}
+LEVEL_AXES = {f.name: f.label for f in families.REGISTRY.values()}
+FAMILY_AXES = {name: LEVEL_AXES[name] for name in ("coreset", "prune", "quant")}
+PAPER_FAMILIES = tuple(f.name for f in families.REGISTRY.values() if f.paper)
+
+
+def drawn_families(present) -> tuple[list[str], list[str]]:
+    """``(families to draw, families to name as missing)``: the registry's families present
+    in the run, in registry order; missing are only the study's three families (a family
+    the run's config did not choose is not missing)."""
+    present = set(present)
+    drawn = [name for name in families.REGISTRY if name in present]
+    return drawn, [name for name in PAPER_FAMILIES if name not in present]
+
+
 FC_LAYER = "fc"
 DPI = 150
 PAD_INCHES = 0.1  # matplotlib's default padding of bbox_inches="tight"

@@ -1,5 +1,5 @@
-"""The figures drawn from the tables: accuracy against compression level, metrics against
-accuracy (annotated with Table 2's pooled PLCC) and the REPS weight sensitivity heat map."""
+"""The figures drawn from the tables: accuracy against compression level and the REPS weight
+sensitivity heat map (Table 2's figures: :mod:`compreps.analysis.figures.correlations`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Rectangle
 
 from compreps.analysis.figures.style import (
     FAMILY_AXES,
@@ -14,16 +15,9 @@ from compreps.analysis.figures.style import (
     empty_panel,
     find_model,
     id_family_level,
-    model_rows,
     plt,
 )
 
-SCATTER_METRICS = (
-    ("reps_weighted", "REPS (weighted)"),
-    ("gtfa", "GTFA"),
-    ("prediction_agreement", "prediction agreement"),
-    ("weight_similarity", "weight similarity"),
-)
 # Named REPS weight configurations marked on the heat map (sensitivity.named_reps_configs)
 HEATMAP_MARKERS = (("weighted", "*"), ("equal", "o"))
 
@@ -62,55 +56,17 @@ def plot_accuracy_vs_level(accuracy: pd.DataFrame):
     return fig
 
 
-def plot_metric_vs_accuracy(
-    metrics: pd.DataFrame, accuracy: pd.DataFrame, correlations: pd.DataFrame
-):
-    """Model-level metrics against accuracy for the compressed models, coloured by family;
-    each panel's title gives the metric's pooled PLCC and n from Table 2 (``correlations``)."""
-    pooled = correlations[correlations["scope"] == "all"].set_index("metric")
-    rows = model_rows(metrics)
-    rows = rows[rows["family"] != "base"]
-    acc = accuracy.drop_duplicates("model").set_index("model")["accuracy"]
-    fig, axes = plt.subplots(
-        1, len(SCATTER_METRICS), figsize=(4.2 * len(SCATTER_METRICS), 3.6), sharey=True
-    )
-    for ax, (metric, title) in zip(axes, SCATTER_METRICS, strict=True):
-        sel = rows[rows["metric"] == metric].copy()
-        sel["accuracy"] = sel["model"].map(acc)
-        sel = sel[sel["accuracy"].notna()]
-        if sel.empty:
-            empty_panel(ax, f"{metric}: not in this run")
-            ax.set_title(title)
-            continue
-        degenerate = sel["degenerate"].astype(bool) | sel["value"].isna()
-        for family, group in sel.groupby("family"):
-            bad = degenerate.loc[group.index]
-            ax.scatter(
-                group.loc[~bad, "value"],
-                group.loc[~bad, "accuracy"],
-                s=22,
-                color=FAMILY_COLORS.get(family, "gray"),
-                label=family,
-            )
-            if bad.any():
-                ax.scatter(
-                    group.loc[bad, "value"],
-                    group.loc[bad, "accuracy"],
-                    s=22,
-                    marker="x",
-                    color=FAMILY_COLORS.get(family, "gray"),
-                )
-        plcc, n = (
-            (pooled.at[metric, "plcc"], int(pooled.at[metric, "n"]))
-            if metric in pooled.index
-            else (math.nan, 0)
-        )
-        ax.set_title(f"{title}\nPLCC {plcc:.3f} (n={n})", fontsize=10)
-        ax.set_xlabel(metric)
-    axes[0].set_ylabel("accuracy (= -drop + base accuracy)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+PLCC_FLOOR = 0.96  # the paper's claim: PLCC >= 0.96 for every weight configuration (001, 2.3)
+
+
+def outline_floor(ax, image: np.ndarray, cell: float) -> None:
+    """A white outline around every grid cell whose PLCC reaches 0.96 (the grid is coarse, so
+    cells rather than an interpolated contour)."""
+    rows, cols = np.nonzero(np.nan_to_num(image, nan=-np.inf) >= PLCC_FLOOR)
+    for i_d, i_s in zip(rows, cols, strict=True):
+        corner = (i_s * cell - cell / 2, i_d * cell - cell / 2)
+        ax.add_patch(Rectangle(corner, cell, cell, fill=False, edgecolor="white", lw=1.5))
+    ax.plot([], [], "s", mfc="none", mec="0.4", label=f"PLCC ≥ {PLCC_FLOOR} (white outline)")
 
 
 def plot_sensitivity_heatmap(sensitivity: pd.DataFrame):
@@ -159,6 +115,7 @@ def plot_sensitivity_heatmap(sensitivity: pd.DataFrame):
                     edgecolor="white",
                     label=name,
                 )
+        outline_floor(ax, images[how], cell)
         ax.set_title(f"{title} PLCC over w_effective_rank/w_alive split", fontsize=10)
         ax.set_xlabel("w_separation")
         ax.legend(fontsize=8, loc="upper right")

@@ -1,4 +1,5 @@
-"""Comparisons of a model's layer with the base's (eqs. 6, 9, 12, 13 of 000, linear CKA).
+"""Comparisons of a model's layer with the base's (eqs. 6, 9, 12, 13 of 000, linear CKA and
+debiased CKA).
 
 Each function takes the two :class:`~compreps.analysis.metrics.spectra.LayerSummary` (or their
 spectra) and
@@ -89,6 +90,46 @@ def linear_cka(base: Spectrum, model: Spectrum) -> Metric:
     return as_metric(min(cross / (norm_base * norm_model), 1.0))
 
 
+def _gram(spectrum: Spectrum) -> np.ndarray:
+    """The n × n linear Gram matrix of the centred features."""
+    if spectrum.uses_gram:
+        return spectrum.gram
+    return spectrum.centred @ spectrum.centred.T
+
+
+def unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741
+    """The unbiased HSIC estimator of Song et al. (2012), with ``K̃``, ``L̃`` the Gram matrices
+    with zeroed diagonals: ``[tr(K̃L̃) + 1ᵀK̃1·1ᵀL̃1/((n−1)(n−2)) − 2/(n−2)·1ᵀK̃L̃1] / (n(n−3))``
+    (needs n ≥ 4)."""
+    n = k.shape[0]
+    k, l = k.copy(), l.copy()  # noqa: E741
+    np.fill_diagonal(k, 0.0)
+    np.fill_diagonal(l, 0.0)
+    row_k, row_l = k.sum(axis=1), l.sum(axis=1)
+    trace = float(np.vdot(k, l))
+    total = float(row_k.sum() * row_l.sum()) / ((n - 1) * (n - 2))
+    cross = 2.0 * float(row_k @ row_l) / (n - 2)
+    return (trace + total - cross) / (n * (n - 3))
+
+
+def debiased_cka(base: Spectrum, model: Spectrum) -> Metric:
+    """Debiased linear CKA: linear CKA with the unbiased HSIC estimator (Song et al. 2012)
+    in place of the biased one, ``HSIC_u(K₀, K) / √(HSIC_u(K₀, K₀) HSIC_u(K, K))``; the
+    biased estimator is inflated when the features outnumber the probe images. Not clipped
+    (it may be slightly negative). Constant activations on one side: 0; on both: 1; fewer than
+    4 probe images: NaN, degenerate."""
+    limit = collapse_limit(not base.eigenvalues.any(), not model.eigenvalues.any())
+    if limit is not None:
+        return limit
+    k0, k1 = _gram(base), _gram(model)
+    if k0.shape[0] < 4:
+        return NAN_DEGENERATE
+    denominator = unbiased_hsic(k0, k0) * unbiased_hsic(k1, k1)
+    if not denominator > 0:
+        return NAN_DEGENERATE
+    return as_metric(unbiased_hsic(k0, k1) / math.sqrt(denominator))
+
+
 def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
     """Cosine of each row of ``a`` with the same row of ``b`` (float64 accumulation).
 
@@ -126,8 +167,9 @@ def compare_layer(
     if base.finite and model.finite:
         s_a = subspace_alignment(base.spectrum, model.spectrum, settings.gtfa.top_k)
         cka = linear_cka(base.spectrum, model.spectrum)
+        cka_debiased = debiased_cka(base.spectrum, model.spectrum)
     else:
-        s_a = cka = NAN_DEGENERATE
+        s_a = cka = cka_debiased = NAN_DEGENERATE
     reps = {
         "s_e": capped_ratio(model.effective_rank, base.effective_rank),
         "s_alive": model.alive_fraction,
@@ -151,4 +193,5 @@ def compare_layer(
         "alive_fraction": model.alive_fraction,
         "class_separation": model.class_separation,
         "decay_slope": model.decay_slope,
+        "cka_debiased": cka_debiased,
     }

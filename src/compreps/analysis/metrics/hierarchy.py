@@ -15,16 +15,17 @@ Per sample ``i`` (row), then averaged over samples; ``h`` = penultimate features
   ``kl_estimate_t<τ>`` = ``Var_{j∼p}(Δzⱼ) / (2τ²)``, 004's closed form, variance under the
   compressed model's distribution (the first argument of the KL; both agree to second order).
 
-Conventions (every degenerate case has a stated outcome, and ``degenerate`` flags it; the
+Conventions (every degenerate case has a stated outcome and is marked ``degenerate``, the
+one value type of :mod:`compreps.analysis.metrics.value`; the
 formulas and their derivation: docs/metrics.md, "Representation-hierarchy metrics"):
 
 - ``1 − cos`` is computed as ``½ ‖a/‖a‖ − b/‖b‖‖²`` (an identity, without cancellation near cos = 1,
-  004's regime). One zero vector: 1 (cos 0); both zero: 0 (identical). Flagged.
+  004's regime). One zero vector: 1 (cos 0); both zero: 0 (identical). Degenerate.
 - A zero base vector has no direction: with ``Δz = 0`` too the split is (0, 0); otherwise the
-  sample is left out of the parallel/orthogonal means (the ratios are infinite). Flagged; no
+  sample is left out of the parallel/orthogonal means (the ratios are infinite). Degenerate; no
   sample left: NaN.
 - Non-finite hidden features make the hidden metrics NaN; non-finite logits make every logit,
-  probability and KL metric NaN (flagged). No samples: NaN (flagged).
+  probability and KL metric NaN (degenerate). No samples: NaN (degenerate).
 - Log-probabilities come from ``scipy.special.log_softmax`` (no clipping: finite logits give
   finite log-probabilities); rounding can leave a KL of −1e-17, clipped at 0.
 """
@@ -33,11 +34,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 from scipy.special import log_softmax
 
+from compreps.analysis.metrics.value import NAN_DEGENERATE, Metric
 from compreps.core.files import CompRepsError
 
 DEFAULT_TEMPERATURES = (1.0, 0.5)
@@ -46,20 +47,11 @@ TEMPERATURE_METRICS = ("probability_deviation", "kl", "kl_estimate")
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
-    "HierarchyValue",
     "hierarchy_metric_names",
     "hierarchy_metrics",
-    "hierarchy_metrics_flagged",
+    "hierarchy_metric_values",
     "temperature_suffix",
 ]
-
-
-class HierarchyValue(NamedTuple):
-    value: float
-    degenerate: bool = False
-
-
-NAN_FLAGGED = HierarchyValue(math.nan, True)
 
 
 def temperature_suffix(temperature: float) -> str:
@@ -133,18 +125,18 @@ def row_split(base: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, np.ndarr
     )
 
 
-def _mean(values: np.ndarray, degenerate: bool) -> HierarchyValue:
+def _mean(values: np.ndarray, degenerate: bool) -> Metric:
     kept = values[~np.isnan(values)]
     if kept.size == 0:
-        return NAN_FLAGGED
-    return HierarchyValue(float(np.mean(kept)), bool(degenerate or kept.size < values.size))
+        return NAN_DEGENERATE
+    return Metric(float(np.mean(kept)), bool(degenerate or kept.size < values.size))
 
 
-def space_metrics(base: np.ndarray, model: np.ndarray, space: str) -> dict[str, HierarchyValue]:
+def space_metrics(base: np.ndarray, model: np.ndarray, space: str) -> dict[str, Metric]:
     """``<space>_deviation``, ``<space>_parallel``, ``<space>_orthogonal`` of one space."""
     names = [f"{space}_{part}" for part in SPACE_METRICS]
     if base.shape[0] == 0 or not (np.isfinite(base).all() and np.isfinite(model).all()):
-        return dict.fromkeys(names, NAN_FLAGGED)
+        return dict.fromkeys(names, NAN_DEGENERATE)
     zero = bool(np.any(~base.any(axis=1)) or np.any(~model.any(axis=1)))
     parallel, orthogonal = row_split(base, model)
     values = (_mean(row_deviation(base, model), zero), _mean(parallel, zero))
@@ -153,13 +145,13 @@ def space_metrics(base: np.ndarray, model: np.ndarray, space: str) -> dict[str, 
 
 def softmax_metrics(
     base_logits: np.ndarray, logits: np.ndarray, temperature: float
-) -> dict[str, HierarchyValue]:
+) -> dict[str, Metric]:
     """``probability_deviation``, ``kl`` (``KL(p ‖ p₀)``) and ``kl_estimate`` at one τ."""
     suffix = temperature_suffix(temperature)
     names = [f"{metric}_{suffix}" for metric in TEMPERATURE_METRICS]
     finite = np.isfinite(base_logits).all() and np.isfinite(logits).all()
     if base_logits.shape[0] == 0 or not finite:
-        return dict.fromkeys(names, NAN_FLAGGED)
+        return dict.fromkeys(names, NAN_DEGENERATE)
     log_p0 = log_softmax(base_logits / temperature, axis=1)
     log_p = log_softmax(logits / temperature, axis=1)
     p = np.exp(log_p)
@@ -169,18 +161,18 @@ def softmax_metrics(
     estimate = np.sum(p * centred**2, axis=1) / (2.0 * temperature**2)
     deviation = row_deviation(np.exp(log_p0), p)
     return {
-        names[0]: HierarchyValue(float(np.mean(deviation))),
-        names[1]: HierarchyValue(float(np.mean(kl))),
-        names[2]: HierarchyValue(float(np.mean(estimate))),
+        names[0]: Metric(float(np.mean(deviation))),
+        names[1]: Metric(float(np.mean(kl))),
+        names[2]: Metric(float(np.mean(estimate))),
     }
 
 
-def hierarchy_metrics_flagged(
+def hierarchy_metric_values(
     hidden_pair: tuple[np.ndarray, np.ndarray],
     logit_pair: tuple[np.ndarray, np.ndarray],
     temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
-) -> dict[str, HierarchyValue]:
-    """Every hierarchy metric as ``HierarchyValue(value, degenerate)``, names as
+) -> dict[str, Metric]:
+    """Every hierarchy metric as a :class:`~compreps.analysis.metrics.value.Metric`, names as
     :func:`hierarchy_metric_names`. Each pair is ``(base, compressed)``; rows are probe samples
     in the same order for both (the hidden and the logit matrices may differ in row count)."""
     temperatures = _check_temperatures(temperatures)
@@ -199,6 +191,6 @@ def hierarchy_metrics(
     logits: np.ndarray,
     temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
 ) -> dict[str, float]:
-    """:func:`hierarchy_metrics_flagged` without the flags: ``{name: value}``."""
-    flagged = hierarchy_metrics_flagged((hidden_base, hidden), (logits_base, logits), temperatures)
-    return {name: entry.value for name, entry in flagged.items()}
+    """:func:`hierarchy_metric_values` without the degenerate marks: ``{name: value}``."""
+    values = hierarchy_metric_values((hidden_base, hidden), (logits_base, logits), temperatures)
+    return {name: entry.value for name, entry in values.items()}

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from compreps.analysis.metrics.compare import compare_layer
-from compreps.analysis.metrics.hierarchy import hierarchy_metrics_flagged
+from compreps.analysis.metrics.hierarchy import hierarchy_metric_values
 from compreps.analysis.metrics.output import output_metrics
 from compreps.analysis.metrics.spectra import LayerSummary, summarize_layer
 from compreps.analysis.metrics.value import Metric, as_metric, average_metric
@@ -93,6 +93,20 @@ def _check_identity(dump: Dump, model_id: str, path) -> None:
         raise CompRepsError(f"{path} holds activations of model {stored!r}, not {model_id!r}")
 
 
+def check_provenance(base: Dump, model: Dump) -> None:
+    """A compressed model's dump names the base checkpoint it was made from
+    (``parent_sha256``): it must be the one ``base``'s dump was made from."""
+    parent = str(model.attrs.get("parent_sha256") or "")
+    base_checkpoint = str(base.attrs.get("checkpoint_sha256") or "")
+    if parent and parent != base_checkpoint:
+        raise CompRepsError(
+            f"{model.path} is of a model made from base checkpoint sha256 {parent}, but "
+            f"{base.path} is the dump of checkpoint sha256 {base_checkpoint}: a model is only "
+            "compared with its own base; rerun its compression and rule 'activations' from "
+            "this base"
+        )
+
+
 def check_same_probe(base: Dump, model: Dump) -> None:
     """Both dumps must describe the same test set and the same probe samples."""
     if not np.array_equal(base.probe_indices, model.probe_indices):
@@ -118,12 +132,12 @@ def hierarchy_level(
     ``probe.hidden_layer`` activations (the input of ``fc``), logits = the probe rows of
     ``/logits``, one KL/probability set per ``metrics.hierarchy.temperatures``."""
     hidden, rows = probe.hidden_layer, base.probe_indices
-    flagged = hierarchy_metrics_flagged(
+    values = hierarchy_metric_values(
         (base.layers[hidden], dump.layers[hidden]),
         (base.logits[rows], dump.logits[rows]),
         settings.hierarchy.temperatures,
     )
-    return [(name, as_metric(*entry)) for name, entry in flagged.items()]
+    return [(name, as_metric(*entry)) for name, entry in values.items()]
 
 
 def compare_models(
@@ -202,6 +216,7 @@ def model_metrics(
     else:
         outputs = read_dump(dump, probe.layers, weights=True)
     _check_identity(outputs, model_id, dump)
+    check_provenance(reference.dump, outputs)
     return compare_models(model_id, reference, outputs, settings, probe, progress)
 
 

@@ -3,8 +3,8 @@
 Each metric is a :class:`Metric` ``(value, degenerate)``. Degenerate inputs (constant
 activations, zero vectors, non-finite values) never give a silent NaN: the value is either a
 defined number or NaN, and ``degenerate`` is True (the choices per metric: docs/metrics.md).
-Combining metrics (a weighted sum, eqs. 8 and 13, or the mean over layers) follows ONE rule,
-:func:`combine`: NaN if any input is NaN, degenerate if any input is.
+Combining metrics (a weighted sum: GTFA eq. 8 and REPS of 000, or the mean over layers) follows
+ONE rule, :func:`combine`: NaN if any input is NaN, degenerate if any input is.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def combine(metrics: Iterable[Metric], reduce: Callable[[list[float]], float]) -
 
 
 def weighted_score(components: Sequence[Metric], weights: Sequence[float]) -> Metric:
-    """``Σ w_i c_i`` (eq. 13 REPS, eq. 8 GTFA)."""
+    """``Σ w_i c_i``: REPS (000: the unnumbered sum after eq. 13; 001: eq. 9), GTFA (000, eq. 8)."""
     return combine(
         components, lambda values: sum(w * v for w, v in zip(weights, values, strict=True))
     )

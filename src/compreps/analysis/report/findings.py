@@ -1,89 +1,73 @@
 """The report's findings: each qualitative claim of the paper
-(:data:`compreps.analysis.paper.claims.CLAIMS`)
-and of the extension studies (folding, NEXP, representation hierarchy), checked on this run.
+(:data:`compreps.analysis.paper.claims.CLAIMS`) and of the extension studies (folding, NEXP,
+representation hierarchy), tested on this run.
 
-Every finding gets one verdict, decided by these rules, in this order (the report prints them):
+Every claim is a stated test with one of three results (docs/metrics.md, "Verdicts"):
+**holds** (the test separates the alternatives in the claim's favour), **does not hold** (it
+separates them against the claim) or **undecided** (it cannot separate them); **not in this
+run** when a model or metric the claim needs is absent. Significance level α = 1 − the run's
+``correlation.confidence``. The tests:
 
-1. **not in this run**: a model or metric the claim needs is absent.
-2. **cannot be judged** (too few models): a correlation claim over fewer than
-   :data:`MIN_MODELS` compressed models.
-3. **cannot be judged** (intervals overlap): a ranking claim ("X has the highest PLCC") whose
-   decisive metrics' bootstrap intervals overlap, or a sign whose interval contains 0.
-4. **cannot be judged at this scale**: the claim fails on this run, but the run is far from the
-   paper's scale (fewer training images, a narrower network, fewer epochs, or a base accuracy
-   more than :data:`BASE_ACCURACY_TOL` below the paper's): the failure may be the scale's.
-5. otherwise **holds** / **does not hold**.
+- an accuracy is *kept* when its Wilson interval lies above the accuracy
+  :data:`KEEP_SHARE` of the way from the base to chance, *lost* when it lies below;
+  *collapsed* when it lies at or below chance + :data:`CHANCE_TOL`, *not collapsed* above;
+- two models: the exact McNemar test on the same test images (Holm-adjusted over the pairs of
+  a claim);
+- the ranking of two metrics: the paired bootstrap of the difference of their coefficients
+  over the same resampled models (its percentile interval excludes 0);
+- a sign: the coefficient's bootstrap interval excludes 0;
+- a threshold (Table 3's PLCC ≥ 0.96): every configuration's bootstrap interval lies above it
+  (holds) or one lies below (does not hold).
 
-Accuracy claims measure a drop as the share of the way from the base to chance:
-``(base − acc) / (base − 1/classes)``; a model *keeps* its accuracy when that share is at most
-:data:`KEEP_SHARE`, *collapses* when its accuracy is within :data:`CHANCE_TOL` of chance.
+The run's distance from the paper's scale is shown beside each verdict as context; it never
+changes a verdict. Each correlation claim also states whether its result changes when the
+coefficients are replaced by their confound-controlled counterparts (partial PLCC/SRCC
+controlling for family, granulated Kendall).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from compreps.analysis.paper import paper_value, paper_values
-from compreps.analysis.paper.claims import CLAIMS, PROTOCOL
-from compreps.core.vocabulary import comparable_scope
-
-HOLDS, FAILS, UNJUDGED, ABSENT = (
-    "holds",
-    "does not hold",
-    "cannot be judged",
-    "not in this run",
+from compreps.analysis.paper import paper_values
+from compreps.analysis.paper.claims import CLAIMS
+from compreps.analysis.report.claim_tests import (
+    ABSENT,
+    FAILS,
+    HOLDS,
+    UNDECIDED,
+    accuracy_states,
+    combine,
+    compare_models,
+    exceeds,
+    exceeds_claim,
+    interval_text,
+    join,
+    threshold_check,
 )
-SCALE = "cannot be judged at this scale"
-MIN_MODELS = 10
-BASE_ACCURACY_TOL = 0.05
+from compreps.analysis.report.evidence import Run, Scale, Significance
+from compreps.analysis.statistics.inference import holm
+
 KEEP_SHARE = 0.10
 CHANCE_TOL = 0.05
-MONOTONE_TOL = 0.01  # accuracy may rise this much as the coreset shrinks and still be "smooth"
 DISTANCES = ("logits_l2", "kl_divergence", "wasserstein")
 RULES = (
     "not in this run: a model or metric the claim needs is absent",
-    f"cannot be judged: a correlation claim over fewer than {MIN_MODELS} compressed models",
-    "cannot be judged: the decisive bootstrap intervals overlap (a ranking), or contain 0 (a sign)",
-    "cannot be judged at this scale: the claim fails, but the run is far from the paper's scale "
-    f"(fewer training images, narrower, fewer epochs, or base accuracy > {BASE_ACCURACY_TOL} "
-    "below the paper's), so the failure may be the scale's",
-    "holds / does not hold: otherwise",
-    f"an accuracy is *kept* when its drop is at most {KEEP_SHARE:.0%} of the way from the base "
-    f"to chance (1/classes), *collapsed* within {CHANCE_TOL} of chance",
+    "holds: the claim's test separates the alternatives in its favour (p < α, or the "
+    "interval excludes the other side)",
+    "does not hold: the test separates them against the claim",
+    "undecided: the test cannot separate them",
+    f"an accuracy is *kept* when its Wilson interval lies above the accuracy {KEEP_SHARE:.0%} "
+    f"of the way from the base to chance (1/classes), *lost* when it lies below; *collapsed* "
+    f"when it lies at or below chance + {CHANCE_TOL}; two models are compared by the exact "
+    "McNemar test on the same test images (Holm-adjusted over a claim's pairs), two metrics by "
+    "a paired bootstrap of the difference of their coefficients over the same resampled "
+    "models; α = 1 − the configured confidence; the scale is context, never a verdict",
 )
 
-
-@dataclass(frozen=True)
-class Scale:
-    """This run's scale beside the paper's protocol (None: unknown)."""
-
-    n_train: int | None
-    width: int | None
-    epochs: int | None
-    base_accuracy: float
-    n_classes: int = 10
-
-    def gaps(self) -> list[str]:
-        """Each way this run is far from the paper's scale, as a phrase with both numbers."""
-        paper_base = paper_value(1, "base", "accuracy")[0][0]
-        checks = (
-            ("training images", self.n_train, PROTOCOL["train_size"].value),
-            ("width", self.width, PROTOCOL["width"].value),
-            ("epochs", self.epochs, PROTOCOL["epochs"].value),
-        )
-        gaps = [
-            f"{name} {ours:,} (paper {theirs:,})"
-            for name, ours, theirs in checks
-            if ours is not None and ours < theirs
-        ]
-        if not self.base_accuracy >= paper_base - BASE_ACCURACY_TOL:
-            gaps.append(f"base accuracy {self.base_accuracy:.4f} (paper {paper_base:.4f})")
-        return gaps
+__all__ = ["ABSENT", "FAILS", "HOLDS", "RULES", "UNDECIDED", "Finding", "Run", "Scale"]
 
 
 @dataclass(frozen=True)
@@ -92,63 +76,10 @@ class Finding:
     claim: str
     run: str  # this run's deciding numbers
     verdict: str
-    reason: str = ""
+    reason: str = ""  # the test: statistic and p-value or interval
     note: str = ""  # where the paper's own tables disagree with the claim
-
-
-class Run:
-    """This run's tables, with the lookups the checks need."""
-
-    def __init__(self, accuracy: pd.DataFrame, correlations: pd.DataFrame, sensitivity, scale):
-        self.accuracy = accuracy
-        self.correlations = correlations
-        # the paper's claims are checked on the models its Table 2 pools (scope "paper")
-        self.corr = self._scope(comparable_scope(correlations["scope"]))
-        self.sensitivity = sensitivity
-        self.scale = scale
-        self.chance = 1.0 / scale.n_classes
-
-    def acc(self, family: str, level: float) -> float | None:
-        rows = self.accuracy[self.accuracy["family"] == family]
-        if family != "base":
-            rows = rows[[math.isclose(float(v), float(level)) for v in rows["level"]]]
-        return float(rows["accuracy"].iloc[0]) if len(rows) else None
-
-    def share(self, accuracy: float) -> float:
-        """The drop as a share of the way from the base to chance."""
-        return (self.scale.base_accuracy - accuracy) / (self.scale.base_accuracy - self.chance)
-
-    def _scope(self, scope: str) -> pd.DataFrame:
-        return self.correlations[self.correlations["scope"] == scope].set_index("metric")
-
-    def over(self, scope: str) -> Run:
-        """The same run with the correlations of another scope (e.g. ``all`` for the claims of
-        the extension studies, which concern every family)."""
-        other = copy.copy(self)
-        other.corr = self._scope(scope)
-        return other
-
-    def coef(self, metric: str, coef: str = "plcc") -> tuple[float, float, float] | None:
-        if metric not in self.corr.index or not math.isfinite(self.corr.loc[metric, coef]):
-            return None
-        row = self.corr.loc[metric]
-        return float(row[coef]), float(row[f"{coef}_low"]), float(row[f"{coef}_high"])
-
-    def n_models(self) -> int:
-        return int(self.corr["n"].max()) if len(self.corr) else 0
-
-    def verdict(self, ok: bool, run: str, reason: str) -> tuple[str, str, str]:
-        if ok:
-            return HOLDS, run, reason
-        gaps = self.scale.gaps()
-        if gaps:
-            return SCALE, run, f"{reason}; far from the paper's scale: {', '.join(gaps)}"
-        return FAILS, run, reason
-
-
-def _levels(run: Run, family: str, levels) -> dict | None:
-    values = {level: run.acc(family, level) for level in levels}
-    return None if any(v is None for v in values.values()) else values
+    context: str = ""  # the run's distance from the paper's scale
+    confound: str = ""  # whether the result changes under confound control
 
 
 def _acc_text(family: str, values: dict) -> str:
@@ -156,20 +87,23 @@ def _acc_text(family: str, values: dict) -> str:
 
 
 def _kept_then_fallen(run: Run, family: str, kept: tuple, fallen: tuple, collapse: bool):
-    values = _levels(run, family, kept + fallen)
-    if values is None:
+    rows = {level: run.row(family, level) for level in kept + fallen}
+    if any(row is None for row in rows.values()) or run.row("base") is None:
         return ABSENT, "", f"needs {family} at {', '.join(f'{v:g}' for v in kept + fallen)}"
-    keeps = all(run.share(values[level]) <= KEEP_SHARE for level in kept)
-    if collapse:
-        falls = all(values[level] <= run.chance + CHANCE_TOL for level in fallen)
-        what = f"≤ {run.chance + CHANCE_TOL:.2f} (chance {run.chance:.2f})"
-    else:
-        falls = all(run.share(values[level]) > KEEP_SHARE for level in fallen)
-        what = f"drop share > {KEEP_SHARE:.0%}"
-    text = f"base {run.scale.base_accuracy:.4f}; {_acc_text(family, values)}"
-    shares = ", ".join(f"{level:g}: {run.share(v):.0%}" for level, v in values.items())
-    reason = f"drop shares {shares}; kept ≤ {KEEP_SHARE:.0%} needed at {kept}, {what} at {fallen}"
-    return run.verdict(keeps and falls, text, reason)
+    threshold = run.keep_threshold(KEEP_SHARE)
+    chance = run.chance + CHANCE_TOL
+    states = accuracy_states(run, rows, kept, fallen, threshold, chance if collapse else None)
+    text = f"base {run.scale.base_accuracy:.4f}; " + ", ".join(
+        f"{family}-{level:g} {float(row['accuracy']):.4f} {interval_text(run.interval(row))}"
+        for level, row in rows.items()
+    )
+    goal = f"≤ {chance:.2f} (collapsed)" if collapse else f"< {threshold:.4f} (lost)"
+    reason = (
+        f"95% Wilson intervals; kept (> {threshold:.4f}, {KEEP_SHARE:.0%} of the way to "
+        f"chance) needed at {kept}, {goal} at {fallen}: "
+        + ", ".join(f"{level:g} {state}" for level, (_, state) in states.items())
+    )
+    return combine([ok for ok, _ in states.values()]), text, reason
 
 
 def check_prune(run):
@@ -182,65 +116,88 @@ def check_quant(run):
 
 def check_coreset(run):
     rows = run.accuracy[run.accuracy["family"] == "coreset"].sort_values("level", ascending=False)
-    if len(rows) < 3:
+    if len(rows) < 3 or run.row("base") is None:
         return ABSENT, "", "needs at least 3 coreset models"
+    ids = list(rows["model"])
+    tests = [run.mcnemar(smaller, larger) for larger, smaller in zip(ids, ids[1:], strict=False)]
+    if any(t is None for t in tests):
+        return ABSENT, "", "needs the coreset models' per-image predictions (the dumps)"
+    adjusted = holm([t.p for t in tests])
+    alpha = run.testing.alpha
+    rises = [
+        f"{ids[i + 1]} > {ids[i]} (Holm p = {p:.2g})"
+        for i, (t, p) in enumerate(zip(tests, adjusted, strict=True))
+        if t.a_only > t.b_only and p < alpha
+    ]
+    smallest = rows.iloc[-1]
+    low, high = run.interval(smallest)
+    threshold = run.keep_threshold(KEEP_SHARE)
+    lost = True if high < threshold else False if low >= threshold else None
     values = dict(zip(rows["level"].astype(float), rows["accuracy"].astype(float), strict=True))
-    rises = [b - a for a, b in zip(list(values.values()), list(values.values())[1:], strict=False)]
-    worst = max(rises)
-    ok = worst <= MONOTONE_TOL and run.share(list(values.values())[-1]) > KEEP_SHARE
     reason = (
-        f"largest rise as the fraction shrinks {worst:+.4f} (smooth: ≤ {MONOTONE_TOL}); "
-        f"smallest fraction's drop share {run.share(list(values.values())[-1]):.0%}"
+        "McNemar (exact, Holm) between consecutive fractions: "
+        + (f"significant rise(s) {', '.join(rises)}" if rises else "no significant rise")
+        + f"; smallest fraction {interval_text((low, high))} vs kept threshold {threshold:.4f}"
     )
-    return run.verdict(ok, _acc_text("coreset", values), reason)
+    return combine([False if rises else True, lost]), _acc_text("coreset", values), reason
+
+
+def _table2_keys() -> set[str]:
+    frame = paper_values()
+    return {str(k) for k in frame.loc[(frame["table"] == 2) & (frame["key"] != ""), "key"]}
+
+
+def _order(run: Run, coef: str, weakest: bool, controlled: bool = False) -> list:
+    """Table 2 metrics of this run, best first (by |coef| lowest first when ``weakest``)."""
+    found = {}
+    for metric in sorted(set(run.corr.index) & _table2_keys()):
+        value = run.controlled(metric, coef) if controlled else run.coef(metric, coef)
+        value = value[0] if isinstance(value, tuple) else value
+        if value is not None and np.isfinite(value):
+            found[metric] = value
+    key = (lambda m: abs(found[m])) if weakest else (lambda m: -found[m])
+    return [(m, found[m]) for m in sorted(found, key=key)]
 
 
 def _ranking(run: Run, best: tuple, coef: str, weakest: bool = False):
-    """Is one of ``best`` first (by |coef| lowest when ``weakest``) among all metrics?"""
-    if run.n_models() < MIN_MODELS:
-        return UNJUDGED, "", f"{run.n_models()} models < {MIN_MODELS}"
-    # the paper ranks the metrics of its Table 2 (not the extension metrics)
-    table2 = {str(key) for key in _table2_keys()}
-    found = {m: run.coef(m, coef) for m in run.corr.index if m in table2}
-    found = {m: v for m, v in found.items() if v is not None}
-    if not set(best) & set(found):
-        return ABSENT, "", f"no {coef.upper()} of {', '.join(best)} in this run"
-    key = (lambda m: -abs(found[m][0])) if weakest else (lambda m: found[m][0])
-    order = sorted(found, key=key, reverse=True)
-    top = order[0]
-    runner = next((m for m in order[1:] if (m in best) != (top in best)), None)
-    if runner is None:
-        return ABSENT, "", f"no metric to rank {', '.join(best)} against"
+    """Is one of ``best`` first (by |coef| lowest when ``weakest``) among the Table 2 metrics:
+    the claimed metric against its strongest rival by the paired bootstrap difference."""
+    order = _order(run, coef, weakest)
+    names = [m for m, _ in order]
+    claimed = next((m for m in names if m in best), None)
+    rival = next((m for m in names if m not in best), None)
+    if claimed is None or rival is None:
+        return ABSENT, "", f"needs {coef.upper()} of {', '.join(best)} and a rival"
     text = f"{coef.upper()}: " + ", ".join(
-        f"{m} {found[m][0]:+.3f}"
-        for m in dict.fromkeys([*order[:3], *[b for b in best if b in found]])
+        f"{m} {v:+.3f}" for m, v in order if m in {*names[:3], claimed}
     )
-    (_, a_low, a_high), (_, b_low, b_high) = found[top], found[runner]
-    if weakest:  # compare |r|: an interval over 0 reaches 0
-        a_low, a_high = _abs_interval(a_low, a_high)
-        b_low, b_high = _abs_interval(b_low, b_high)
-    overlap = a_low <= b_high and b_low <= a_high
-    reason = f"first: {top}; nearest {'rival' if top in best else 'of ' + '/'.join(best)}: {runner}"
-    if overlap:
-        return UNJUDGED, text, f"{reason}; their bootstrap intervals overlap"
-    return run.verdict(top in best, text, reason)
+    diff = run.difference(claimed, rival, coef, absolute=weakest)
+    if diff is None:
+        return ABSENT, text, "needs the metrics table to resample the models"
+    # the weakest must have the smaller |coefficient|: its difference lies below 0
+    verdict = exceeds(-diff.high, -diff.low) if weakest else exceeds(diff.low, diff.high)
+    bars = "|" if weakest else ""
+    reason = diff.text(claimed, rival, f"{bars}{coef.upper()}{bars}")
+    controlled = [m for m, _ in _order(run, coef, weakest, controlled=True)]
+    confound = _confound_first(names, controlled, best, coef)
+    influence = run.influence((claimed, rival), coef)
+    return verdict, text, reason, join(confound, influence and f"influence: {influence}")
 
 
-def _interval(bounds) -> str:
-    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
-
-
-def _abs_interval(low: float, high: float) -> tuple[float, float]:
-    if low <= 0 <= high:
-        return 0.0, max(-low, high)
-    return min(abs(low), abs(high)), max(abs(low), abs(high))
+def _confound_first(pooled: list, controlled: list, best: tuple, coef: str) -> str:
+    """Whether the claimed metric's place (first or not) changes when the pooled coefficients
+    are replaced by their confound-controlled counterparts."""
+    if not controlled:
+        return ""
+    name = {"plcc": "partial PLCC", "srcc": "partial SRCC", "krcc": "granulated Kendall"}[coef]
+    before, after = pooled[0] in best, controlled[0] in best
+    word = "unchanged" if before == after else "changes"
+    return f"{word} under {name}: {controlled[0]} first (pooled: {pooled[0]})"
 
 
 def check_signs(run):
-    if run.n_models() < MIN_MODELS:
-        return UNJUDGED, "", f"{run.n_models()} models < {MIN_MODELS}"
-    metrics = sorted(set(run.corr.index) & {str(k) for k in _table2_keys()})
-    wrong, unsure = [], []
+    metrics = sorted(set(run.corr.index) & _table2_keys())
+    wrong, unsure, flips = [], [], []
     for metric in metrics:
         value = run.coef(metric)
         if value is None:
@@ -249,99 +206,62 @@ def check_signs(run):
         if value[1] <= 0 <= value[2]:
             unsure.append(f"{metric} {value[0]:+.3f}")
         elif sign * value[0] < 0:
-            wrong.append(f"{metric} {value[0]:+.3f}")
-    text = f"{len(metrics)} Table 2 metrics; wrong sign: {', '.join(wrong) or 'none'}"
-    if not wrong and unsure:
-        return UNJUDGED, text, f"interval contains 0: {', '.join(unsure)}"
-    reason = "similarities positive, distances (logits L2, KL, Wasserstein) negative, by PLCC"
-    return run.verdict(not wrong, text, reason)
-
-
-def _table2_keys():
-    frame = paper_values()
-    return frame.loc[(frame["table"] == 2) & (frame["key"] != ""), "key"].unique()
+            wrong.append(f"{metric} {value[0]:+.3f} {interval_text(value[1:])}")
+        if run.controlled(metric, "plcc") * value[0] < 0:
+            flips.append(metric)
+    if not metrics:
+        return ABSENT, "", "no Table 2 metric in this run"
+    text = f"{len(metrics)} Table 2 metrics; sign against the claim: {', '.join(wrong) or 'none'}"
+    verdict = FAILS if wrong else UNDECIDED if unsure else HOLDS
+    reason = (
+        "similarities positive, distances (logits L2, KL, Wasserstein) negative, by PLCC "
+        "bootstrap intervals that exclude 0"
+        + (f"; interval contains 0: {', '.join(unsure)}" if unsure else "")
+    )
+    confound = (
+        f"changes under partial PLCC: sign flips for {', '.join(flips)}"
+        if flips
+        else "unchanged under partial PLCC (no sign flips)"
+    )
+    influence = run.influence([w.split()[0] for w in wrong], "plcc")
+    return verdict, text, reason, join(confound, influence and f"influence: {influence}")
 
 
 def check_sensitivity(run):
-    named = run.sensitivity[run.sensitivity["config"] != "grid"]
-    if named.empty or named["plcc"].isna().all():
-        return ABSENT, "", "no named REPS configuration in the sensitivity table"
-    if int(named["n"].max()) < MIN_MODELS:
-        return UNJUDGED, "", f"{int(named['n'].max())} models < {MIN_MODELS}"
-    low = named.loc[named["plcc"].idxmin()]
-    text = f"lowest PLCC {low['plcc']:.3f} ({low['config']}) over {len(named)} configurations"
-    return run.verdict(bool(named["plcc"].min() >= 0.96), text, "all PLCC ≥ 0.96 needed")
+    return threshold_check(run, PLCC_FLOOR)
 
 
-def _paired(run: Run, family: str, rival: str, column: str, interpolate: bool = False):
-    """Accuracies of ``family`` beside ``rival``'s at the same ``column`` value; with
-    ``interpolate``, ``rival``'s accuracy linearly interpolated between its two models that
-    bracket the value (a value outside ``rival``'s range is left out: no extrapolation)."""
-    acc = run.accuracy
-    if column not in acc.columns or not {family, rival} <= set(acc["family"]):
-        return None
-    ours, theirs = acc[acc["family"] == family], acc[acc["family"] == rival]
-    theirs = theirs.sort_values(column)
-    xs, ys = theirs[column].to_numpy(float), theirs["accuracy"].to_numpy(float)
-    pairs = []
-    for row in ours.itertuples(index=False):
-        x = float(getattr(row, column))
-        close = theirs[(theirs[column] - x).abs() <= 0.02]
-        if len(close):
-            pairs.append((x, row.accuracy, float(close["accuracy"].iloc[0])))
-        elif interpolate and len(xs) >= 2 and xs[0] <= x <= xs[-1]:
-            pairs.append((x, row.accuracy, float(np.interp(x, xs, ys))))
-    return pairs
+def check_reps_all(run):
+    """REPS first on PLCC, SRCC and KRCC: holds when all three hold, does not hold when one
+    does not."""
+    results = [_ranking(run, ("reps_equal", "reps_weighted"), c) for c in ("plcc", "srcc", "krcc")]
+    if any(r[0] == ABSENT for r in results):
+        return next(r for r in results if r[0] == ABSENT)
+    verdict = combine([{HOLDS: True, FAILS: False}.get(r[0]) for r in results])
+    return (
+        verdict,
+        "; ".join(r[1] for r in results),
+        "; ".join(f"{c.upper()}: {r[0]} ({r[2]})" for c, r in zip(COEFS, results, strict=True)),
+        join(*(r[3] for r in results)),
+    )
 
 
-def _better(run: Run, family: str, rival: str, column: str, what: str, interpolate=False):
-    pairs = _paired(run, family, rival, column, interpolate)
-    if pairs is None:
-        return ABSENT, "", f"needs families {family} and {rival} with column {column}"
-    if not pairs:
-        return ABSENT, "", f"no {family} and {rival} models at equal {what}"
-    text = "; ".join(f"{what} {x:g}: {family} {a:.4f} vs {rival} {b:.4f}" for x, a, b in pairs)
-    wins = sum(a >= b for _, a, b in pairs)
-    return run.verdict(wins == len(pairs), text, f"{family} ≥ {rival} at {wins}/{len(pairs)}")
+def check_gtfa(run):
+    return exceeds_claim(run, "reps_equal", "gtfa", "plcc", paper_order=True)
 
 
 def check_fold(run):
-    return _better(run, "fold", "struct_l1", "level", "channels removed")
+    return compare_models(run, "fold", "struct_l1", "level", "channels removed")
 
 
 def check_nexp(run):
     # NEXP and L1 remove different channels, so their parameter fractions differ at one level:
-    # L1's accuracy is interpolated at NEXP's fraction (between L1's two bracketing models).
-    return _better(run, "nexp", "struct_l1", "param_fraction", "parameters kept", True)
+    # each NEXP model meets the L1 model whose parameter fraction is nearest.
+    return compare_models(run, "nexp", "struct_l1", "param_fraction", "parameters kept")
 
 
-def _exceeds(run: Run, first: str, second: str, coef: str, absolute: bool = False):
-    """Is ``first``'s coefficient (|coefficient| when ``absolute``) above ``second``'s?"""
-    a, b = run.coef(first, coef), run.coef(second, coef)
-    if a is None or b is None:
-        return ABSENT, "", f"needs {first} and {second} in the correlation table"
-    if run.n_models() < MIN_MODELS:
-        return UNJUDGED, "", f"{run.n_models()} models < {MIN_MODELS}"
-    bars = "|" if absolute else ""
-    name = f"{bars}{coef.upper()}{bars}"
-    ia, ib = (_abs_interval(*a[1:]), _abs_interval(*b[1:])) if absolute else (a[1:], b[1:])
-    va, vb = (abs(a[0]), abs(b[0])) if absolute else (a[0], b[0])
-    text = f"{name}: {first} {va:.3f} {_interval(ia)}, {second} {vb:.3f} {_interval(ib)}"
-    if ia[0] <= ib[1] and ib[0] <= ia[1]:
-        return UNJUDGED, text, "their bootstrap intervals overlap"
-    return run.verdict(va > vb, text, f"{first}'s {name} must exceed {second}'s")
-
-
-def check_reps_all(run):
-    """REPS first on PLCC, SRCC and KRCC: the worst of the three verdicts."""
-    results = [_ranking(run, ("reps_equal", "reps_weighted"), c) for c in ("plcc", "srcc", "krcc")]
-    for verdict in (ABSENT, FAILS, SCALE, UNJUDGED, HOLDS):
-        picked = [r for r in results if r[0] == verdict]
-        if picked:
-            return verdict, "; ".join(r[1] for r in results if r[1]), picked[0][2]
-    raise AssertionError("unreachable")
-
-
+COEFS = ("plcc", "srcc", "krcc")
+PLCC_FLOOR = 0.96
 CHECKS = {
     "prune_stable_to_0.5": check_prune,
     "quant_holds_to_5_bits": check_quant,
@@ -352,7 +272,7 @@ CHECKS = {
         run, ("weight_similarity",), "plcc", weakest=True
     ),
     "table2_signs": check_signs,
-    "gtfa_plcc": lambda run: _exceeds(run, "reps_equal", "gtfa", "plcc"),
+    "gtfa_plcc": check_gtfa,
     "sensitivity_plcc_at_least_0.96": check_sensitivity,
 }
 EXTENSION_CLAIMS = {
@@ -368,21 +288,32 @@ EXTENSION_CLAIMS = {
     "kl_vs_hidden": (
         "The probability-space KL (τ = 1) tracks the accuracy drop better (|SRCC|) "
         "than the hidden-space deviation (004).",
-        lambda run: _exceeds(run.over("all"), "kl_t1", "hidden_deviation", "srcc", True),
+        lambda run: exceeds_claim(run.over("all"), "kl_t1", "hidden_deviation", "srcc", True),
     ),
 }
 
 
-def findings(accuracy, correlations, sensitivity, scale: Scale) -> list[Finding]:
-    """Every checked claim of :data:`CHECKS` and :data:`EXTENSION_CLAIMS`, in that order."""
-    run = Run(accuracy, correlations, sensitivity, scale)
+def _finding(claim_id, text, result, note="", context="") -> Finding:
+    verdict, numbers, reason, *rest = result
+    return Finding(claim_id, text, numbers, verdict, reason, note, context, *rest[:1])
+
+
+def findings(
+    accuracy, correlations, sensitivity, scale: Scale, metrics=None, correct=None,
+    testing: Significance | None = None,
+) -> list[Finding]:  # fmt: skip
+    """Every tested claim of :data:`CHECKS` and :data:`EXTENSION_CLAIMS`, in that order.
+    ``metrics``: the metrics table (paired bootstraps); ``correct``: model id -> per-image
+    correctness (McNemar tests)."""
+    run = Run(
+        accuracy, correlations, sensitivity, scale, metrics, correct, testing or Significance()
+    )
+    context = scale.context()
     out = []
     for claim in CLAIMS:
         if claim.id in CHECKS:
-            verdict, text, reason = CHECKS[claim.id](run)
             note = "" if claim.consistent else claim.note
-            out.append(Finding(claim.id, claim.text, text, verdict, reason, note))
+            out.append(_finding(claim.id, claim.text, CHECKS[claim.id](run), note, context))
     for claim_id, (text, check) in EXTENSION_CLAIMS.items():
-        verdict, numbers, reason = check(run)
-        out.append(Finding(claim_id, text, numbers, verdict, reason))
+        out.append(_finding(claim_id, text, check(run)))
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from compreps.analysis.paper import PAPER_FILES, paper_value, paper_values
 from compreps.analysis.paper.claims import PROTOCOL
 from compreps.analysis.report.findings import RULES, Finding, Scale
+from compreps.analysis.report.markdown import markdown_table
 from compreps.core.files import CompRepsError
 
 NOT_IN_PAPER = "not in the paper"
@@ -42,13 +43,24 @@ class PaperCells:
     def missing_rows(self, table: int, present, width: int, columns: tuple) -> list[list[str]]:
         """Rows for the paper's keys of ``table`` that this run lacks: the key, ``width``
         cells "not in this run", then the paper's ``columns``."""
-        frame = paper_values()
-        keys = frame.loc[(frame["table"] == table) & (frame["key"] != ""), "key"]
         return [
             [key, *[NOT_IN_RUN] * width, *(self.cell(table, key, c) for c in columns)]
-            for key in dict.fromkeys(keys)
-            if key not in set(present)
+            for key in self.missing_keys(table, present)
         ]
+
+    def missing_keys(self, table: int, present) -> list[str]:
+        frame = paper_values()
+        keys = frame.loc[(frame["table"] == table) & (frame["key"] != ""), "key"]
+        return [key for key in dict.fromkeys(keys) if key not in set(present)]
+
+    def missing_line(self, table: int, present, column: str) -> str:
+        """One line naming the paper's rows of ``table`` this run lacks, each with the paper's
+        ``column`` value (instead of table rows of "not in this run")."""
+        keys = self.missing_keys(table, present)
+        if not keys:
+            return ""
+        cells = ", ".join(f"{key} {self.cell(table, key, column)}" for key in keys)
+        return f"Paper rows {NOT_IN_RUN} (paper {column}): {cells}.\n"
 
     def section(self) -> str:
         files = "; ".join(f"{paper} = `papers/{name}`" for paper, name in PAPER_FILES.items())
@@ -105,29 +117,50 @@ def scale_section(scale: Scale) -> str:
         head = (
             "> **This run is far from the paper's scale** ("
             + "; ".join(gaps)
-            + "). Its numbers show the pipeline, not the paper's results: a claim that fails "
-            "here is marked *cannot be judged at this scale*, not refuted."
+            + "). Every verdict below is this run's test result; the scale is shown beside it "
+            "as context and never changes it."
         )
     else:
-        head = "> This run is at the paper's scale: its findings can confirm or refute the paper."
+        head = "> This run is at the paper's scale."
     return f"{head}\n>\n> This run: {ours}. Paper: {paper}.\n"
 
 
 def findings_section(found: list[Finding]) -> str:
     rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(RULES[:-1], 1))
     parts = [
-        "## Findings: the paper's claims on this run\n",
+        "## Findings: the paper's claims tested on this run\n",
         "Each claim of the paper (000/001) and of the extension studies (002 NEXP, 003 "
-        "folding, 004 representation hierarchy), checked on this run's tables. Verdicts follow "
-        "these rules, in order:\n\n" + rules + f"\n\nDefinitions: {RULES[-1]}.\n",
+        "folding, 004 representation hierarchy) as a stated test on this run. Verdicts:\n\n"
+        + rules
+        + f"\n\nTests: {RULES[-1]}.\n",
     ]
+    changed = [f.id for f in found if "changes under" in f.confound]
+    parts.append(
+        "Under confound control (partial PLCC/SRCC controlling for family, granulated "
+        "Kendall), the result changes for: " + (", ".join(changed) or "no claim") + ".\n"
+    )
+    parts.append(
+        markdown_table(
+            ["claim", "verdict", "test"],
+            [[f.id, f"**{f.verdict}**", _first_clause(f.reason)] for f in found],
+        )
+        + "\n"
+    )
     for finding in found:
         lines = [f"### {finding.id}: **{finding.verdict}**\n", f"- claim: {finding.claim}"]
-        if finding.run:
-            lines.append(f"- this run: {finding.run}")
-        if finding.reason:
-            lines.append(f"- why: {finding.reason}")
-        if finding.note:
-            lines.append(f"- the paper's own tables: {finding.note}")
+        for label, value in (
+            ("this run", finding.run),
+            ("test", finding.reason),
+            ("confound control", finding.confound),
+            ("scale (context, not a verdict)", finding.context),
+            ("the paper's own tables", finding.note),
+        ):
+            if value:
+                lines.append(f"- {label}: {value}")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def _first_clause(reason: str, limit: int = 140) -> str:
+    text = reason.split(";")[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"

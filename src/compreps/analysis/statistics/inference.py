@@ -54,12 +54,6 @@ class McNemar:
         """Accuracy of A minus accuracy of B (only the discordant images differ)."""
         return (self.a_only - self.b_only) / self.n if self.n else math.nan
 
-    def text(self) -> str:
-        return (
-            f"McNemar exact p = {self.p:.2g} ({self.a_only} images only A right, "
-            f"{self.b_only} only B right, of {self.n})"
-        )
-
 
 def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> McNemar:
     """Exact two-sided McNemar test of two per-image correctness vectors (same images, same
@@ -106,9 +100,9 @@ class Difference:
 
     def text(self, a: str, b: str, what: str) -> str:
         return (
-            f"paired bootstrap over the same resampled models: {what}({a}) − {what}({b}) = "
-            f"{self.estimate:+.3f} [{self.low:+.3f}, {self.high:+.3f}], p = {self.p:.2g} "
-            f"({self.n} models)"
+            f"{what}({a}) − {what}({b}) = {self.estimate:+.3f} [{self.low:+.3f}, "
+            f"{self.high:+.3f}], p = {self.p:.2g} (paired bootstrap over the same resampled "
+            f"models, {self.n} models)"
         )
 
 

@@ -1,8 +1,10 @@
 """REPS weight sensitivity (Table 3): the ``sensitivity`` step.
 
-REPS = Σ wᵢ·sᵢ over the components (s_e, s_alive, s_s, s_d) (paper eq. 13), recombined from
-the model-level components with other weights and correlated with accuracy over all compressed
-models. The named rows are the six configurations of the paper's Table 3
+REPS = Σ wᵢ·sᵢ over the components (s_e, s_alive, s_s, s_d) (000: the unnumbered sum after
+eq. 13; 001: eq. 9), recombined from the model-level components with other weights and
+correlated with accuracy over the compressed models of the paper's three families (coreset,
+prune, quant; every compressed model when the run has none of them), as the paper's Table 3.
+The named rows are the six configurations of the paper's Table 3
 (:func:`named_reps_configs`: ``weighted`` = this run's ``metrics.reps.weights``, i.e. the
 weights of the ``reps_weighted`` metric; the other five as the paper prints them); every point
 of the simplex grid follows as ``config = grid``.

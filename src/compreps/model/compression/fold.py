@@ -20,8 +20,11 @@ are kept:
    a few batches instead; ``"none"`` keeps the members' mean variance.
 
 The kept widths per group are those ``struct_l1`` keeps at the same level (same L1 scores,
-same global ranking), so folding and magnitude pruning are compared at equal channels,
-parameters and MACs. No fine-tuning.
+same global ranking with ``normalize: group``, struct_l1's default), so folding and magnitude
+pruning are compared at equal channels, parameters and MACs. The fold itself uses no training;
+``fold.finetune_epochs`` > 0 fine-tunes the folded model afterwards
+(:mod:`compreps.model.training.finetune`), as the folding study's comparison with data-driven
+repair.
 """
 
 from __future__ import annotations

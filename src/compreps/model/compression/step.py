@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,6 +39,7 @@ from compreps.model.checkpoints import (
     check_weights_fit,
     checkpoint_meta,
     cpu_state_dict,
+    load_checkpoint,
     load_model,
     read_foreign_weights,
     save_checkpoint,
@@ -247,9 +249,12 @@ def run_structured(args: argparse.Namespace) -> dict[str, Any]:
     calibrates = (
         hasattr(settings, "calib_samples") and getattr(settings, "bn_repair", "calib") == "calib"
     )
-    data = load_prepared(args.data, splits=("train", "test") if calibrates else ("test",))
+    trains = settings.finetune_epochs > 0
+    splits = ("train", "test") if calibrates or trains else ("test",)
+    data = load_prepared(args.data, splits=splits)
     options = structured_options(settings, int(data.test_images.shape[-1]))
     calib = calibration_images(data, settings.calib_samples, settings.seed) if calibrates else None
+    model_id = make_model_id(family, args.level)
 
     def apply(model: nn.Module) -> dict[str, Any]:
         images = None if calib is None else calib.to(next(model.parameters()).device)
@@ -259,16 +264,44 @@ def run_structured(args: argparse.Namespace) -> dict[str, Any]:
             f"parameters {record['param_fraction']:.3f}, MACs {record['macs_fraction']:.3f} "
             "of the base"
         )
+        if trains:
+            record.update(finetune_step(model, data, args, settings, model_id))
         return {key: value for key, value in record.items() if key != "level"}
 
-    return compress_base(
+    meta = compress_base(
         args.base,
         data,
-        model_id=make_model_id(family, args.level),
+        model_id=model_id,
         step_config={family: {**asdict(settings), "levels": [level]}},
         apply=apply,
         eval_batch_size=args.eval_batch_size,
         out=args.out,
+    )
+    if trains and args.state:
+        Path(args.state).unlink(missing_ok=True)  # only once the checkpoint is written
+    return meta
+
+
+def finetune_step(model: nn.Module, data, args, settings, model_id: str) -> dict[str, Any]:
+    """Fine-tune the compressed model with the base's train settings
+    (:mod:`compreps.model.training.finetune`); its meta entries."""
+    from compreps.model.training.finetune import finetune_structured
+
+    _, base_meta = load_checkpoint(args.base)
+    identity = {
+        "parent_sha256": sha256_file(args.base),
+        "model_id": model_id,
+        "settings": asdict(settings),
+    }
+    return finetune_structured(
+        model,
+        data,
+        base_meta=base_meta,
+        epochs=settings.finetune_epochs,
+        model_id=model_id,
+        identity=identity,
+        eval_batch_size=args.eval_batch_size,
+        state_path=args.state,
     )
 
 
@@ -278,10 +311,13 @@ def structured_parser(argv: list[str]) -> argparse.ArgumentParser:
     first.add_argument("--family", choices=STRUCTURED_FAMILIES)
     family = first.parse_known_args(argv)[0].family
     parser = step_parser(
-        "structured", "Prune or fold whole channels of the base model (no fine-tuning).", "base"
+        "structured",
+        "Prune or fold whole channels of the base model (fine-tuning optional).",
+        "base",
     )
     parser.add_argument("--family", required=True, choices=STRUCTURED_FAMILIES)
     parser.add_argument("--level", required=True, help="fraction of channels removed, (0, 1)")
+    parser.add_argument("--state", help="fine-tuning resume state (finetune_epochs > 0)")
     if family is not None:
         add_arguments(parser, section_class(families.family(family).section), exclude=("levels",))
     return parser

@@ -6,15 +6,16 @@ block of a stage through the additions, and 8 block-internal ``conv1 -> bn1 -> c
 removing channel ``i`` of a group removes it from every producer (conv filters, BN entries) and
 consumer (input slices) of that group at once. The classifier's outputs are never pruned.
 
-Scores (a ``tp.importance.Importance`` each, so they also plug into ``tp.pruner.MetaPruner``):
+Scores (:mod:`compreps.model.compression.scores`, with their ``normalize`` options none /
+layer / group):
 
-- ``struct_l1``: the L1 norm of each channel's filters, averaged over the group's producer convs
-  and divided by the group's mean score (L1 norms grow with the fan-in, so unnormalised scores
-  would rank layers by shape rather than by filter).
-- ``nexp``: neural expressiveness (NEXP, papers/002, Eq. 11): binarise the post-ReLU activation
-  map of each channel (``> 0 -> 1``) on a small batch (~60 images), and score the channel by the
-  mean pairwise Hamming distance between samples, normalised per position. The activations are
-  hooked at the inputs of the group's consumer convs. NEXP is scale-free, so it is ranked raw.
+- ``struct_l1``: the L1 norm of each channel's filters in the group's producer convs (default
+  ``normalize: group``: the mean over producers divided by the group's mean).
+- ``nexp``: neural expressiveness (NEXP, study 002 in shared/papers, Eq. 11): binarise the
+  post-ReLU activation map of each channel (``> 0 -> 1``) on a small batch (~60 images), and
+  score the channel by the mean pairwise Hamming distance between samples, normalised per
+  position, at the inputs of the group's consumer convs; with ``alpha < 1`` the hybrid
+  ``(1 - alpha) · L1 + alpha · NEXP`` of the same study.
 
 Ranking is global over all groups (both papers) with an exact channel count:
 ``round(level * total channels)`` lowest-scored channels go, never emptying a group below
@@ -36,6 +37,14 @@ from torch import nn
 
 from compreps.core.files import CompRepsError
 from compreps.model.compression.dense_view import axis_map, kept_clusters
+from compreps.model.compression.scores import (
+    NORMALIZATIONS,
+    HybridImportance,
+    L1FilterImportance,
+    NexpImportance,
+    group_members,
+    group_size,
+)
 from compreps.model.cost import count_params_macs
 from compreps.model.networks import build_model, compressible_modules
 
@@ -43,34 +52,10 @@ STRUCTURED_FAMILIES = ("struct_l1", "nexp", "fold")
 PRUNE_METHODS = ("struct_l1", "nexp")
 LEVEL_TOLERANCE = 0.02  # largest |achieved - asked| removed-channel fraction accepted
 MIN_KEEP_FRACTION = 0.05  # a group never keeps fewer than this fraction (and >= 1 channel)
+DEFAULT_NORMALIZE = {"struct_l1": "group", "nexp": "group"}
 
 
 # ----------------------------------------------------------------------------- groups
-def group_members(group) -> list[tuple[str, nn.Module, list[int], list[int]]]:
-    """``(role, layer, idxs, root_idxs)`` for each weight-carrying member of a DepGraph group.
-
-    ``role`` is ``"out"`` (conv/linear producing the channels), ``"bn"`` (BatchNorm entries) or
-    ``"in"`` (conv/linear input slices consuming them); ``idxs`` index the layer's own channel
-    axis, ``root_idxs`` the group's channel numbering. Element-wise ops carry no weights.
-    """
-    members = []
-    for i, (dep, idxs) in enumerate(group):
-        layer = dep.layer
-        out_side = getattr(dep.pruning_fn, "__name__", "") == "prune_out_channels"
-        if isinstance(layer, nn.BatchNorm2d):
-            role = "bn"
-        elif isinstance(layer, nn.Conv2d | nn.Linear):
-            role = "out" if out_side else "in"
-        else:
-            continue
-        members.append((role, layer, list(idxs), list(group[i].root_idxs)))
-    return members
-
-
-def group_size(group) -> int:
-    return len(group[0].idxs)
-
-
 def dependency_groups(model: nn.Module, example: torch.Tensor) -> tuple[tp.DependencyGraph, list]:
     """The DepGraph of ``model`` and its prunable groups; classifier outputs are excluded."""
     classifiers = [m for _, m in compressible_modules(model) if isinstance(m, nn.Linear)]
@@ -105,92 +90,6 @@ def channel_maps(graph, groups: list, clusters: list[list[list[int]]]) -> dict[s
             name = graph._module2name[layer]
             maps.setdefault(name, {})[axis] = axis_map(max(idxs) + 1, local)
     return maps
-
-
-# ----------------------------------------------------------------------------- scores
-def nexp_scores(binary: torch.Tensor) -> torch.Tensor:
-    """NEXP per channel of a 0/1 tensor ``(N samples, C channels, P positions)`` (papers/002).
-
-    NEXP_c = mean over the N(N-1)/2 sample pairs of the Hamming distance between the binarised
-    maps of channel c, divided by P (so it lies in [0, 1/2 * N/(N-1)]). In one pass: if ``k_p``
-    of the N samples fire at position p, ``k_p (N - k_p)`` pairs differ there, hence
-    ``sum_{i<j} Ham(i, j) = sum_p k_p (N - k_p)``.
-    """
-    binary = torch.as_tensor(binary)
-    if binary.ndim != 3:
-        raise ValueError(
-            f"expected (samples, channels, positions), got shape {tuple(binary.shape)}"
-        )
-    n, _, positions = binary.shape
-    if n < 2 or positions < 1:
-        raise ValueError("NEXP needs at least 2 samples and 1 position")
-    values = binary.to(torch.float64)
-    if not torch.all((values == 0) | (values == 1)):
-        raise ValueError("NEXP expects a binary (0/1) tensor")
-    fired = values.sum(0)  # (C, P): samples active at each position
-    pairs = n * (n - 1) / 2
-    return (fired * (n - fired)).sum(1) / (pairs * positions)
-
-
-class L1FilterImportance(tp.importance.Importance):
-    """Mean L1 norm of a channel's producer filters, divided by the group's mean."""
-
-    @torch.no_grad()
-    def __call__(self, group) -> torch.Tensor:
-        score = torch.zeros(group_size(group), dtype=torch.float64)
-        producers = 0
-        for role, layer, idxs, root_idxs in group_members(group):
-            if role == "out":
-                norms = layer.weight.detach()[idxs].abs().flatten(1).sum(1).double().cpu()
-                score[root_idxs] += norms
-                producers += 1
-        if producers == 0:
-            raise CompRepsError("a coupled group has no producer layer to score")
-        mean = score.mean()
-        return score / mean if mean > 0 else score
-
-
-class NexpImportance(tp.importance.Importance):
-    """NEXP of each channel from one forward pass of ``images`` through ``model`` (eval mode).
-
-    The binarised post-ReLU inputs of every Conv2d are recorded by hooks on this very model
-    object; a group's score is the mean over its consumer convs. Scoring a group of another
-    model object (e.g. a deepcopy) raises instead of silently scoring nothing.
-    """
-
-    def __init__(self, model: nn.Module, images: torch.Tensor) -> None:
-        if images is None or len(images) < 2:
-            raise CompRepsError("nexp needs calibration images (N x C x H x W, N >= 2)")
-        self.scores: dict[nn.Module, torch.Tensor] = {}
-
-        def hook(module, inputs):
-            x = inputs[0].detach()
-            self.scores[module] = nexp_scores((x > 0).flatten(2)).cpu()
-
-        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-        handles = [m.register_forward_pre_hook(hook) for m in convs]
-        was_training = model.training
-        try:
-            model.eval()
-            with torch.no_grad():
-                model(images)
-        finally:
-            for handle in handles:
-                handle.remove()
-            model.train(was_training)
-
-    def __call__(self, group) -> torch.Tensor:
-        score = torch.zeros(group_size(group), dtype=torch.float64)
-        consumers = 0
-        for role, layer, idxs, root_idxs in group_members(group):
-            if role == "in" and isinstance(layer, nn.Conv2d):
-                if layer not in self.scores:
-                    raise CompRepsError("NEXP scores belong to another model object")
-                score[root_idxs] += self.scores[layer][idxs]
-                consumers += 1
-        if consumers == 0:
-            raise CompRepsError("a coupled group has no consumer conv to measure NEXP on")
-        return score / consumers
 
 
 # ----------------------------------------------------------------------------- ranking
@@ -318,6 +217,8 @@ def prune_structured(
     *,
     round_to: int | None = None,
     image_size: int = 32,
+    normalize: str | None = None,
+    alpha: float = 1.0,
 ) -> dict:
     """Remove the fraction ``level`` of channels from ``model`` in place; return the record.
 
@@ -325,33 +226,71 @@ def prune_structured(
     ``N x C x H x W``, ~60 samples; they also fix the input size). The record holds the method,
     the level and the achieved one, kept channels per group (``[kept, total]`` by root module),
     parameter and MAC counts with their fractions of the dense model, ``structure`` for
-    ``rebuild`` and ``channel_map`` for :func:`compreps.model.compression.dense_view.dense_model`. The model is
-    left in eval mode.
+    ``rebuild``, ``score`` (its ``normalize`` and, for ``nexp``, ``alpha``) and ``channel_map``
+    for :func:`compreps.model.compression.dense_view.dense_model`. The model is left in eval
+    mode.
     """
     if method not in PRUNE_METHODS:
         raise CompRepsError(f"unknown pruning method {method!r}; allowed: {PRUNE_METHODS}")
     check_level_arg(level)
     shape, dense, graph, groups, names, sizes = prepare(model, calib_images, image_size)
-    if method == "nexp":
-        importance = NexpImportance(model, calib_images)
-    else:
-        importance = L1FilterImportance()
+    normalize = normalize or DEFAULT_NORMALIZE[method]
+    importance = make_importance(model, method, calib_images, normalize, alpha)
     removed = global_ranking([importance(g) for g in groups], level, round_to)
     check_level(level, sum(map(len, removed)), sum(sizes), method)  # before touching the model
     clusters = [kept_clusters(size, r) for size, r in zip(sizes, removed, strict=True)]
     maps = channel_maps(graph, groups, clusters)
     prune_groups(graph, groups, removed)
-    return {**summarize(model, method, level, shape, dense, names, sizes), "channel_map": maps}
+    record = summarize(model, method, level, shape, dense, names, sizes)
+    score = {"normalize": normalize, **({"alpha": float(alpha)} if method == "nexp" else {})}
+    return {**record, "score": score, "channel_map": maps}
 
 
-def prune_l1(model: nn.Module, level: float, calib_images=None, *, image_size: int = 32) -> dict:
-    """The ``struct_l1`` family: channels of least L1 norm removed (no data needed)."""
-    return prune_structured(model, level, "struct_l1", None, image_size=image_size)
+def make_importance(model, method: str, calib_images, normalize: str, alpha: float):
+    """The score of ``method``: filter L1, or for ``nexp`` NEXP (``alpha`` 1) or the hybrid."""
+    if normalize not in NORMALIZATIONS:
+        raise CompRepsError(f"unknown normalize {normalize!r}; allowed: {NORMALIZATIONS}")
+    l1 = L1FilterImportance(normalize)
+    if method != "nexp":
+        return l1
+    nexp = NexpImportance(model, calib_images, normalize)
+    return HybridImportance(l1, nexp, alpha)
 
 
-def prune_nexp(model: nn.Module, level: float, calib_images=None, *, image_size: int = 32) -> dict:
-    """The ``nexp`` family (study 002): channels of least NEXP score removed."""
-    return prune_structured(model, level, "nexp", calib_images, image_size=image_size)
+def prune_l1(
+    model: nn.Module,
+    level: float,
+    calib_images=None,
+    *,
+    image_size: int = 32,
+    normalize: str = "group",
+) -> dict:
+    """The ``struct_l1`` family: channels of least filter L1 norm removed (no data needed)."""
+    return prune_structured(
+        model, level, "struct_l1", None, image_size=image_size, normalize=normalize
+    )
+
+
+def prune_nexp(
+    model: nn.Module,
+    level: float,
+    calib_images=None,
+    *,
+    image_size: int = 32,
+    normalize: str = "group",
+    alpha: float = 1.0,
+) -> dict:
+    """The ``nexp`` family (study 002, Eq. 11): channels of least NEXP score removed, or of
+    least hybrid score ``(1 - alpha) · L1 + alpha · NEXP`` when ``alpha < 1``."""
+    return prune_structured(
+        model,
+        level,
+        "nexp",
+        calib_images,
+        image_size=image_size,
+        normalize=normalize,
+        alpha=alpha,
+    )
 
 
 # ----------------------------------------------------------------------------- round trip

@@ -6,7 +6,9 @@ from their official on-disk formats with numpy alone (no torchvision) into an
 :class:`~compreps.model.data.image_data.ImageData`. Only ``prepare-data`` may download; every other
 step
 calls ``load_dataset(..., download=False)``, asks for the splits it needs, and gets one clear
-error when the data are missing.
+error when the data are missing. ``prepare-data`` also checks what the data are
+(:func:`check_identity`): every file's md5, no file copied over another, no test image in the
+training split.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--sources",
         metavar="FILE",
-        help="the data checksum file the Snakefile keeps (results/data/sources.md5): refreshed "
+        help="the data checksum file the Snakefile keeps (results/data/sources-*.md5): refreshed "
         "after a download, so the next run does not see the new files as a change",
     )
     parser.add_argument("--out", required=True)

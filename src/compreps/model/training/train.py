@@ -3,8 +3,7 @@
 Measured (``benchmarks/train_throughput.py``, docs/performance.md) on the build machine (AMD
 EPYC, 2 CPU cores, no GPU, torch 2.13.0 CPU, batch 128, CIFAR-10 sample): ResNet-18 width 16
 trains at 851 img/s in fp32 and 1546 img/s in bf16; width 64 at 81 / 186 img/s. GPU: not
-measured (no GPU was available to the issues that wrote this module); the commands are in
-docs/performance.md. The step itself and its speed choices: :mod:`compreps.model.training.step`; the
+measured yet; the commands are in docs/performance.md. The step itself and its speed choices: :mod:`compreps.model.training.step`; the
 machine-dependent choices (precision ``auto``, compile, determinism): :mod:`compreps.model.runtime`.
 
 Schedule: SGD with momentum, weight decay on every parameter, learning rate annealed by a cosine
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from compreps.core.families import names
 from compreps.core.files import CompRepsError, log, progress_bar
 from compreps.core.settings import ModelSettings, TrainSettings, add_arguments, from_arguments
 from compreps.core.vocabulary import parse_model_id
@@ -329,7 +329,7 @@ def main(argv: list[str]) -> int:
         family, _ = parse_model_id(args.model_id)
     except ValueError as err:
         raise CompRepsError(str(err)) from err
-    if family not in ("base", "coreset") or (family == "coreset") != bool(args.indices):
+    if family not in ("base", *names(step="train")) or (family != "base") != bool(args.indices):
         raise CompRepsError(
             f"train makes base (without --indices) or coreset-<fraction> models (with "
             f"--indices), not {args.model_id!r}{' with' if args.indices else ' without'} indices"
