@@ -1,7 +1,7 @@
 """Training throughput: compreps' training step against the textbook PyTorch loop, one run.
 
 Both train the same ResNet-18 (width 64, batch 128 by default) on the same device with the
-same SGD hyper-parameters (config.yaml); they differ in everything the issue names:
+same SGD hyper-parameters (config.yaml); they differ in everything below:
 
 * ``compreps``: what ``compreps train`` runs (``compreps.model.training.train.start_run`` +
 ``run_epoch``):
@@ -15,6 +15,10 @@ same SGD hyper-parameters (config.yaml); they differ in everything the issue nam
 It prints both speeds (images per second), their ratio and the fraction of the device's bf16
 dense peak each reaches, counting 3.33 GFLOP per training image at width 64 on 32x32 images
 (forward 1.11 GFLOP, backward twice that), scaled by width² and image area for other shapes.
+
+The compreps step is timed on full batches only and compiles its one graph in the warm-up, so
+no timed step compiles; ``--compile-modes default,reduce-overhead`` adds the step with CUDA
+graphs (printed after the ratio).
 
     .venv/bin/python benchmarks/train_throughput.py                  # width 64, batch 128
     .venv/bin/python benchmarks/train_throughput.py --width 8 --steps 10 --num-workers 0

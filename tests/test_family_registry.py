@@ -65,7 +65,7 @@ problems = core_config.config_problems(config, check_files=False)
 assert problems == [], problems
 config["toy"] = {"levels": [1.5]}
 bad = core_config.config_problems(config, check_files=False)
-assert any("toy.levels" in line for line in bad), bad
+assert any("config key toy/levels" in line and "1.5" in line for line in bad), bad
 assert settings.config_arguments({"toy": {"levels": [0.5]}}, "toy") == "--toy-levels 0.5"
 
 model = build_model("resnet18", 4, 3, 10)

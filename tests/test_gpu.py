@@ -1,6 +1,7 @@
 """The GPU protocol on CUDA (``pytest -m gpu``; every test skips without CUDA).
 
-Not yet run on a GPU; docs/performance.md has the command for the GPU machine. Tolerances are stated choices, not measured values.
+Not yet run on a GPU; docs/performance.md has the command for the GPU machine. Tolerances
+are stated choices, not measured values.
 """
 
 from __future__ import annotations

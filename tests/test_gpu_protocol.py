@@ -10,6 +10,7 @@ machine returns.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -148,3 +149,31 @@ def test_protocol_on_a_cpu_leaves_its_files(tmp_path):
     with tarfile.open(out / "logs.tar.gz") as tar:
         names = tar.getnames()
     assert {"stages/setup.log", "stages/bench.log", "stages/dag.log"} <= set(names)
+
+
+def load_pack():
+    spec = importlib.util.spec_from_file_location("pack", ROOT / "benchmarks" / "gpu" / "pack.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pack_reads_epoch_lines_and_gpu_samples(tmp_path):
+    pack = load_pack()
+    logs = tmp_path / "results" / "logs" / "train"
+    logs.mkdir(parents=True)
+    line = "base epoch 3/50: loss 0.4321 train acc 0.8512 lr 0.09950 24567 img/s elapsed 7.9s"
+    (logs / "base.log").write_text(f"[12:00:00] {line}\n")
+    pack.write_epochs(tmp_path, tmp_path)
+    rows = (tmp_path / "epochs.tsv").read_text().splitlines()
+    assert rows[1].split("\t") == ["base", "3", "50", "0.4321", "0.8512", "0.09950", "24567", "7.9"]
+    dmon = (
+        "#Date Time gpu pwr gtemp mtemp sm mem enc dec jpg ofa mclk pclk fb bar1 ccpm\n"
+        "#YYYYMMDD HH:MM:SS Idx W C C % % % % % % MHz MHz MB MB MB\n"
+        " 20261202 18:00:00 0 120 40 45 0 0 0 0 0 0 2619 1980 500 2 0\n"
+        " 20261202 18:00:01 0 610 52 60 90 40 0 0 0 0 2619 1980 30000 2 0\n"
+    )
+    summary = pack.gpu_summary(dmon)
+    assert "2 samples" in summary and "SM busy mean 45%" in summary
+    assert "max memory 30000 MiB" in summary and "max power 610 W" in summary
+    assert pack.gpu_summary("no nvidia-smi\n").startswith("GPU: no samples")

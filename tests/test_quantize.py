@@ -117,7 +117,7 @@ def test_minmax_on_constant_tensor_and_rows():
     assert torch.equal(result[1], torch.tensor([-1.0, -1.0, -1.0, 2.0, 2.0, 2.0]))
 
 
-# --- the paper scheme below 8 bits: an integer zero point (Jacob et al. 2018, eq. 1) --------------
+# --- the paper scheme below 8 bits: an integer zero point (Jacob et al. 2018) ---------------------
 @pytest.mark.parametrize(
     ("weight", "bits", "expected"),
     [
@@ -143,7 +143,7 @@ def test_paper_scheme_keeps_zero_exact_and_extremes_within_half_a_step(bits):
     for _, module in compressible_modules(model):
         module.weight.data.view(-1)[::7] = 0.0  # exact zeros in every tensor
     before = weights(model)
-    quantize_model(model, bits, "paper")
+    assert quantize_model(model, bits, "paper")["weight_quantizer"] == "zero_point"
     for name, module in compressible_modules(model):
         original, result = before[name], module.weight.detach()
         assert torch.all(result[original == 0] == 0), name  # real zero is a level
@@ -397,6 +397,7 @@ def test_cli_writes_quantized_checkpoint(tmp_path, monkeypatch, bits, scheme, fa
     assert meta["model_id"] == f"quant-{bits}" and meta["family"] == "quant"
     assert meta["level"] == float(bits) and meta["bits"] == bits and meta["scheme"] == scheme
     assert meta["parent_sha256"] == sha256_file(base_path)
+    assert meta["weight_quantizer"] == {8: "symmetric_int8", 3: "minmax"}[bits]
     assert meta["config"]["quantize"] == {"scheme": scheme, "bits": bits}
     assert meta["seed"] == 42 and isinstance(meta["torch_version"], str)
     assert (meta["activation_quant"] is not None) == (scheme == "paper" and bits == 8)

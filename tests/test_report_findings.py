@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from compreps.analysis.paper import NAMED_REPS_CONFIGS
 from compreps.analysis.report import findings as rf
 from compreps.analysis.report.evidence import Significance
 from compreps.analysis.report.findings import FAILS, HOLDS, UNDECIDED, Scale
@@ -81,8 +82,8 @@ def test_quant_claim_collapse_by_wilson_interval():
     assert rf.check_quant(run_of(AT_SCALE, accuracy_table(0.93, levels)))[0] == UNDECIDED
 
 
-def correctness(accuracies: dict, n=2000, shared=0.0, seed=0):
-    """Per-image correctness with the given accuracies; ``shared``: images right for all."""
+def correctness(accuracies: dict, n=2000, seed=0):
+    """Independent per-image correctness with the given accuracies."""
     rng = np.random.default_rng(seed)
     return {m: rng.random(n) < a for m, a in accuracies.items()}
 
@@ -171,9 +172,6 @@ def test_signs_hold_fail_and_undecided():
 def sensitivity_tables(noise):
     components = {name: noise for name in ("s_e", "s_alive", "s_s", "s_d")}
     metrics, accuracy, _ = metric_tables(components)
-    named = rf.CHECKS  # noqa: F841 (the named configurations come from the paper's Table 3)
-    from compreps.analysis.paper import NAMED_REPS_CONFIGS
-
     sens = pd.DataFrame(
         [(name, *w, 24, 0.97) for name, w in NAMED_REPS_CONFIGS.items()],
         columns=["config", "w_effective_rank", "w_alive", "w_separation", "w_decay", "n", "plcc"],
@@ -223,3 +221,23 @@ def test_paper_cell_shows_both_versions_where_they_differ(monkeypatch):
 def test_every_claim_with_a_check_gets_a_finding(scale):
     found = rf.findings(accuracy_table(0.9, {}), corr_table({}), NO_SENS, scale)
     assert [f.id for f in found] == [*rf.CHECKS, *rf.EXTENSION_CLAIMS]
+
+
+def test_coreset_decline_by_mcnemar_between_consecutive_fractions():
+    def verdict(accuracies):
+        levels = {("coreset", f): a for f, a in zip((0.8, 0.5, 0.1), accuracies, strict=True)}
+        correct = correctness({f"coreset-{f:g}": a for (_, f), a in levels.items()}, n=4000)
+        return rf.check_coreset(run_of(AT_SCALE, accuracy_table(0.93, levels), correct=correct))
+
+    assert verdict((0.92, 0.85, 0.40))[0] == HOLDS
+    result, _, reason = verdict((0.92, 0.60, 0.80))  # 0.1 significantly above 0.5
+    assert result == FAILS and "coreset-0.1 > coreset-0.5" in reason
+    # the smallest fraction's interval [0.838, 0.852] straddles the keep threshold 0.847
+    assert verdict((0.92, 0.90, 0.845))[0] == UNDECIDED
+
+
+def test_gtfa_claim_holds_and_is_undecided():
+    verdict, text, *_ = ranking_verdict({"reps_equal": 0.01, "gtfa": 0.3}, "gtfa_plcc")
+    assert verdict == HOLDS and "reverse" not in text
+    metrics, accuracy, corr = metric_tables({"reps_equal": 0.2, "gtfa": 0.2}, 6)
+    assert rf.check_gtfa(run_of(AT_SCALE, accuracy, corr, metrics=metrics))[0] == UNDECIDED

@@ -65,7 +65,7 @@ stage() { # stage NAME CAP_S COMMAND...: time-boxed, logged, timed, then packed
   return 0
 }
 cuda_stage() { # the same for a stage that needs CUDA
-  if (( CUDA )); then stage "$@"; else skip "$1" "no CUDA device"; fi
+  if (( CUDA )) || ! wanted "$1"; then stage "$@"; else skip "$1" "no CUDA device"; fi
 }
 quote() { sed 's/^/    /' >>"$SUM"; }
 

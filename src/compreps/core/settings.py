@@ -133,7 +133,7 @@ class ProbeSettings:
 
 @dataclass(frozen=True)
 class RepsWeights:
-    """Weights of (s_e, s_alive, s_s, s_d) in REPS, eq. 13."""
+    """Weights of (s_e, s_alive, s_s, s_d) in REPS (000: the sum after eq. 13; 001: eq. 9)."""
 
     effective_rank: float  # w_e of s_e
     alive: float  # w_alive of s_alive
@@ -147,7 +147,7 @@ class RepsWeights:
 
 @dataclass(frozen=True)
 class RepsSettings:
-    weights: RepsWeights  # eq. 13
+    weights: RepsWeights  # REPS: 000's sum after eq. 13, 001's eq. 9
     alive_threshold: float  # alive: variance >= this x mean variance
     decay_top_m: int  # eigenvalues in the decay slope
 

@@ -87,7 +87,8 @@ def family_sort_key(family: str, level: float) -> tuple[int, float]:
 # --------------------------------------------------------------------------- metrics
 MODEL_LAYER = "model"  # the ``layer`` value of model-level rows
 REPS_COMPONENTS = ("s_e", "s_alive", "s_s", "s_d")
-# Config keys of metrics.reps.weights, in the order of REPS_COMPONENTS (eq. 13).
+# Config keys of metrics.reps.weights, in the order of REPS_COMPONENTS (REPS: 000's sum after
+# eq. 13, 001's eq. 9).
 REPS_WEIGHT_KEYS = ("effective_rank", "alive", "separation", "decay")
 EQUAL_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
 # Raw descriptors of a model alone: not comparisons with the base, so never correlated.

@@ -3,9 +3,11 @@
 Inputs are listed files only: the metrics, accuracy, correlation and sensitivity tables and one
 dump per model (``results/activations/<id>.h5``: weights for Fig. 1, FC activations for
 Fig. 2's eigenvalue decay, non-zero weights of pruned models). The drawing lives in
-:mod:`compreps.analysis.figures.dumps` (from dumps), :mod:`compreps.analysis.figures.tables` (from
-tables) and
-:mod:`compreps.analysis.figures.families` (the families side by side: parameters kept, hierarchy).
+:mod:`compreps.analysis.figures.dumps` (from dumps), :mod:`compreps.analysis.figures.tables`
+(accuracy against level, the sensitivity heat map), :mod:`compreps.analysis.figures.correlations`
+(Table 2: each metric against the drop, the forest plot) and
+:mod:`compreps.analysis.figures.families` (the families side by side: parameters kept,
+hierarchy).
 """
 
 from __future__ import annotations

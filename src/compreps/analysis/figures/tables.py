@@ -23,7 +23,8 @@ HEATMAP_MARKERS = (("weighted", "*"), ("equal", "o"))
 
 
 def plot_accuracy_vs_level(accuracy: pd.DataFrame):
-    """Accuracy against compression level, one panel per family, base as a dashed line."""
+    """Accuracy against compression level, one panel per family, with each accuracy's Wilson
+    interval when the table has it; base as a dashed line."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
     ids = list(accuracy["model"])
     base_id = find_model(ids, "base", None)
@@ -33,20 +34,22 @@ def plot_accuracy_vs_level(accuracy: pd.DataFrame):
         else math.nan
     )
     for ax, family in zip(axes, FAMILY_AXES, strict=True):
-        levels = [
-            (id_family_level(m)[1], acc)
-            for m, acc in zip(accuracy["model"], accuracy["accuracy"], strict=True)
-            if id_family_level(m)[0] == family
-        ]
-        levels.sort()
-        if levels:
-            x, y = zip(*levels, strict=True)
-            ax.plot(x, y, marker="o", color=FAMILY_COLORS[family], label=family)
+        rows = accuracy[[id_family_level(m)[0] == family for m in accuracy["model"]]].copy()
+        rows["x"] = [id_family_level(m)[1] for m in rows["model"]]
+        rows = rows.sort_values("x")
+        if len(rows):
+            ax.plot(rows["x"], rows["accuracy"], marker="o", color=FAMILY_COLORS[family],
+                    label=family)  # fmt: skip
+            if "accuracy_low" in rows.columns:  # the 95% Wilson interval of each accuracy
+                below = (rows["accuracy"] - rows["accuracy_low"]).to_numpy(float)
+                above = (rows["accuracy_high"] - rows["accuracy"]).to_numpy(float)
+                ax.errorbar(rows["x"], rows["accuracy"], yerr=[below, above], fmt="none",
+                            ecolor=FAMILY_COLORS[family], capsize=2, lw=0.8)  # fmt: skip
         else:
             empty_panel(ax, f"no {family} models in this run")
         if not math.isnan(base_acc):
             ax.axhline(base_acc, ls="--", color="black", lw=1, label="ORG (base)")
-        if family == "coreset" and levels:
+        if family == "coreset" and len(rows):
             ax.set_xscale("log")
         ax.set_xlabel(FAMILY_AXES[family])
         ax.set_title(family)

@@ -36,11 +36,12 @@ CAPTIONS = {
     "fig1_weight_histograms": "Fig. 1: weight histograms (all Conv2d + Linear weights) of "
     "ORG, C50, P50 and Q4, 256 bins, log counts.",
     "fig2_representations": "Fig. 2: effective rank at FC, dead-unit fraction and class "
-    "separation per layer, FC class separation vs prediction agreement, eigenvalue decay at FC "
+    "separation per layer, FC class separation vs prediction agreement (every model in grey, "
+    "the seven named ones in their legend colours, Pearson r over all), eigenvalue decay at FC "
     "(divided by the largest), and the REPS, GTFA and linear-CKA trajectories over L1-L4, FC "
     "for ORG, C50, C10, P50, P90, Q4, Q2.",
-    "accuracy_vs_level": "Test accuracy against compression level per family; the dashed line "
-    "is the base model (ORG).",
+    "accuracy_vs_level": "Test accuracy against compression level per family, with each "
+    "accuracy's 95% Wilson interval; the dashed line is the base model (ORG).",
     "metric_vs_accuracy": "Every Table 2 metric against the accuracy drop over the models set "
     "beside the paper (the paper's three families when the run has others), one colour and "
     "marker per family, with the least-squares line; r is Pearson's against the drop, i.e. "

@@ -125,6 +125,11 @@ def family_table(correlations: pd.DataFrame, families: list[str]) -> str:
         if all(cell.startswith("–") for cell in cells.values()):
             continue
         body.append([metric, *(cells.get(f, "") for f in families)])
+    if not body:
+        return (
+            "### Per family\n\nNo family has a coefficient (each has fewer than 3 models or a "
+            "constant column); correlations.csv lists the per-family rows.\n"
+        )
     return (
         "### Per family: PLCC (n models)\n\n"
         "Within one family; fewer than 3 models or a constant column give no coefficient (–). "

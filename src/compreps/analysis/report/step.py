@@ -57,6 +57,7 @@ SUMMARY_METRICS = (
     "reps_equal",
     "gtfa",
     "cka_linear",
+    "cka_debiased",
     "prediction_agreement",
     "weight_similarity",
 )

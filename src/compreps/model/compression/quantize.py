@@ -15,18 +15,18 @@ Schemes (``SCHEMES``), for ``bits`` in 1..8:
   kernel ``quantized::linear_dynamic`` chooses them (``ChooseQuantizationParams``). The
   activation part is a forward pre-hook (:func:`attach_activation_quantization`), described in
   the checkpoint meta so :func:`compreps.model.checkpoints.load_model` re-attaches it.
-  ``bits < 8``: affine quantization with an integer zero point (:func:`zero_point_quantize`;
-  Jacob et al. 2018, "Quantization and training of neural networks for efficient
-  integer-arithmetic-only inference", eq. 1 ``r = S (q - Z)`` with real zero exactly
-  representable, section 2.1) of every Conv2d and Linear weight, per tensor: the qparams of
+  ``bits < 8``: the study's "uniform min-max quantization" after Jacob et al. 2018 (study 000,
+  section 3, "Quantization Setup"), i.e. affine quantization with an integer zero point
+  (:func:`zero_point_quantize`; Jacob et al., "Quantization and training of neural networks for
+  efficient integer-arithmetic-only inference": ``r = S (q - Z)``, real zero exactly
+  representable) of every Conv2d and Linear weight, per tensor: the qparams of
   ``MinMaxObserver(quant_min=0, quant_max=2**bits - 1, qscheme=per_tensor_affine)`` and the
   rounding of ``torch.quantize_per_tensor``.
 - ``uniform``: min-max per tensor *without* a zero point, ``2**bits`` levels from ``min(w)`` to
   ``max(w)`` (``scale = (max - min) / (2**bits - 1)``; round to nearest, clamp, dequantize by
   ``lerp``), every bit width including 8; no activation quantization. ``bits == 1`` keeps two
   values, min and max. Zero is in general not a level. This was the ``paper`` scheme's rule
-  below 8 bits before; it is non-monotone in the bit width on trained models (docs/metrics.md,
-  "Quantization").
+  below 8 bits before; zero is not a level of its grid (docs/metrics.md, "Quantization").
 - ``per_channel``: the same min-max per output channel (dim 0) of every Conv2d and Linear weight.
 """
 
@@ -84,7 +84,7 @@ def zero_point_qparams(low: torch.Tensor, high: torch.Tensor, bits: int):
     As ``MinMaxObserver._calculate_qparams`` (per_tensor_affine): the range is widened to
     contain 0, ``scale = max((max(high, 0) - min(low, 0)) / (2**bits - 1), eps)`` and the
     integer ``zero_point = clamp(0 - round(min(low, 0) / scale), 0, 2**bits - 1)``
-    (Jacob et al. 2018, eq. 1: the real value 0 is the level ``zero_point``).
+    (Jacob et al. 2018: the real value 0 is the level ``zero_point``).
     """
     zero = torch.zeros_like(low)
     low, high = torch.minimum(low, zero), torch.maximum(high, zero)
@@ -97,7 +97,7 @@ def zero_point_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
     """Per-tensor affine quantization with an integer zero point, returned dequantized.
 
     ``q = clamp(round(w · (1 / scale) + zero_point), 0, 2**bits - 1)``, value
-    ``(q - zero_point) * scale`` (:func:`zero_point_qparams`; Jacob et al. 2018, eq. 1), which
+    ``(q - zero_point) * scale`` (:func:`zero_point_qparams`; Jacob et al. 2018), which
     is what ``torch.dequantize(torch.quantize_per_tensor(w, scale, zero_point, torch.quint8))``
     gives for 8 bits. Real 0 is a level, so zero weights stay exactly 0. When ``min(w) < 0 <
     max(w)``, min and max are each reproduced within half a step (``scale / 2``): the zero point
@@ -249,11 +249,13 @@ def quantize_model(model: nn.Module, bits: int, scheme: str) -> dict[str, Any]:
     """Quantize the Conv2d/Linear weights of ``model`` in place (see the module docstring).
 
     Returns the meta entries: ``bits, scheme, activation_quant`` (the spec dict, or None),
-    ``quantized_modules`` (names) and ``max_distinct_values`` (the most distinct values in one
-    quantized weight tensor). Biases are left in float; BatchNorm is untouched.
+    ``weight_quantizer`` (``symmetric_int8``, ``zero_point`` or ``minmax``: which rule made the
+    weights), ``quantized_modules`` (names) and ``max_distinct_values`` (the most distinct values
+    in one quantized weight tensor). Biases are left in float; BatchNorm is untouched.
     """
     check_bits_scheme(bits, scheme)
     paper_int8 = scheme == "paper" and bits == 8
+    quantizer = "symmetric_int8" if paper_int8 else "zero_point" if scheme == "paper" else "minmax"
     targets = [
         (name, module)
         for name, module in compressible_modules(model)
@@ -281,6 +283,7 @@ def quantize_model(model: nn.Module, bits: int, scheme: str) -> dict[str, Any]:
     return {
         "bits": bits,
         "scheme": scheme,
+        "weight_quantizer": quantizer,
         "activation_quant": activation_quant,
         "quantized_modules": [name for name, _ in targets],
         "max_distinct_values": max_distinct,

@@ -6,7 +6,8 @@ spans several layers (producer convs, consumer convs): the score is first comput
 then combined over the group's layers, and the ``normalize`` option says how layers and groups
 of different scales are made comparable for the network-wide ranking (the NEXP study, 002 in
 shared/papers, ranks globally and discusses normalising the scores of layers of different
-widths; Torch-Pruning's ``GroupNormalizer`` divides a group's scores by their mean):
+widths; Torch-Pruning's importances take a ``normalizer`` too, and without one its global
+ranking can skip whole groups, shared/docs/field-notes.md):
 
 - ``none``: the mean over the group's layers of the raw per-layer scores;
 - ``layer``: each layer's scores divided by that layer's mean score, then the mean over layers

@@ -14,7 +14,9 @@ for the dense families); a structured one also its ``structure`` (rebuilt by
 (:mod:`compreps.model.compression.dense_view`).
 ``import-base`` loads user-given weights (a plain state dict or a compreps checkpoint) instead
 of the base and applies nothing. Only the test split of the data is read, and the training
-images that ``nexp`` and ``fold``'s ``bn_repair: calib`` calibrate on.
+images that ``nexp`` and ``fold``'s ``bn_repair: calib`` calibrate on, and the training set when
+a structured family's ``finetune_epochs`` > 0: the compressed model is then fine-tuned with the
+base's training settings before it is evaluated (:mod:`compreps.model.training.finetune`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ layer / group):
   post-ReLU activation map of each channel (``> 0 -> 1``) on a small batch (~60 images), and
   score the channel by the mean pairwise Hamming distance between samples, normalised per
   position, at the inputs of the group's consumer convs; with ``alpha < 1`` the hybrid
-  ``(1 - alpha) · L1 + alpha · NEXP`` of the same study.
+  ``(1 - alpha) · L1 + alpha · NEXP`` of the same study. Default ``normalize: group``: ranked
+  raw, the stem stream's lower scores let NEXP remove most of it (docs/metrics.md, "NEXP").
 
 Ranking is global over all groups (both papers) with an exact channel count:
 ``round(level * total channels)`` lowest-scored channels go, never emptying a group below

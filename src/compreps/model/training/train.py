@@ -3,8 +3,9 @@
 Measured (``benchmarks/train_throughput.py``, docs/performance.md) on the build machine (AMD
 EPYC, 2 CPU cores, no GPU, torch 2.13.0 CPU, batch 128, CIFAR-10 sample): ResNet-18 width 16
 trains at 851 img/s in fp32 and 1546 img/s in bf16; width 64 at 81 / 186 img/s. GPU: not
-measured yet; the commands are in docs/performance.md. The step itself and its speed choices: :mod:`compreps.model.training.step`; the
-machine-dependent choices (precision ``auto``, compile, determinism): :mod:`compreps.model.runtime`.
+measured yet; the commands are in docs/performance.md. The step itself and its speed choices:
+:mod:`compreps.model.training.step`; the machine-dependent choices (precision ``auto``,
+compile, determinism): :mod:`compreps.model.runtime`.
 
 Schedule: SGD with momentum, weight decay on every parameter, learning rate annealed by a cosine
 over all *steps* (not per epoch) down to 0 (``cosine``) or kept (``constant``). Every epoch
@@ -241,6 +242,36 @@ def _test_accuracy(network, data, device, precision, eval_batch_size) -> tuple[f
     return accuracy(logits, data.test_labels), eval_bf16
 
 
+def _training_meta(run, data, model, train, device, model_id, eval_batch_size, measured):
+    """The checkpoint meta of a finished training (``measured``: what the run measured)."""
+    setup, indices_path = run.setup, measured["indices_path"]
+    return checkpoint_meta(
+        model_id=model_id,
+        arch=model.arch,
+        width=model.width,
+        in_channels=setup["in_channels"],
+        num_classes=len(data.classes),
+        dataset=data.name,
+        config={"model": asdict(model), "train": asdict(train), "eval_batch_size": eval_batch_size},
+        device=device,
+        precision=setup["precision"],
+        test_accuracy=measured["test_accuracy"],
+        wall_time_s=measured["wall_time_s"],
+        seed=train.seed,
+        epochs=train.epochs,
+        train_loss=measured["train_loss"],
+        train_accuracy=measured["train_accuracy"],
+        n_train=setup["n_train"],
+        train_indices=None if indices_path is None else str(indices_path),
+        resumed_from_epoch=run.resumed_from,
+        precision_reason=setup["precision_reason"],
+        compiled=setup["compiled"],
+        deterministic=train.deterministic,
+        eval_precision="bf16" if measured["eval_bf16"] else "fp32",
+        **run_environment(device),
+    )
+
+
 def train_model(
     data,
     model: ModelSettings,
@@ -273,31 +304,9 @@ def train_model(
         network, data, device, setup["precision"], eval_batch_size
     )
     wall_time = run.previous_wall_s + time.perf_counter() - started
-    meta = checkpoint_meta(
-        model_id=model_id,
-        arch=model.arch,
-        width=model.width,
-        in_channels=setup["in_channels"],
-        num_classes=len(data.classes),
-        dataset=data.name,
-        config={"model": asdict(model), "train": asdict(train), "eval_batch_size": eval_batch_size},
-        device=device,
-        precision=setup["precision"],
-        test_accuracy=test_accuracy,
-        wall_time_s=wall_time,
-        seed=train.seed,
-        epochs=train.epochs,
-        train_loss=loss,
-        train_accuracy=train_accuracy,
-        n_train=setup["n_train"],
-        train_indices=None if indices_path is None else str(indices_path),
-        resumed_from_epoch=run.resumed_from,
-        precision_reason=setup["precision_reason"],
-        compiled=setup["compiled"],
-        deterministic=train.deterministic,
-        eval_precision="bf16" if eval_bf16 else "fp32",
-        **run_environment(device),
-    )
+    measured = dict(test_accuracy=test_accuracy, wall_time_s=wall_time, train_loss=loss)
+    measured.update(train_accuracy=train_accuracy, eval_bf16=eval_bf16, indices_path=indices_path)
+    meta = _training_meta(run, data, model, train, device, model_id, eval_batch_size, measured)
     log(f"{model_id}: test accuracy {test_accuracy:.4f} after {wall_time:.1f}s")
     if out is not None:
         meta = save_checkpoint(out, cpu_state_dict(network), meta)
