@@ -117,8 +117,9 @@ BAD_CONFIGS = [
     ),
     (
         "fashion-mnist-missing",
-        {"data": {"dataset": "fashion_mnist", "root": "data"}},
-        "bad.yaml: config key data/root = 'data': has no folder fashion-mnist (never "
+        {"data": {"dataset": "fashion_mnist", "root": "data/cifar10-sample"}},
+        "bad.yaml: config key data/root = 'data/cifar10-sample': has no folder fashion-mnist "
+        "(never "
         "downloaded: install the Debian package dataset-fashion-mnist)",
     ),
     (

@@ -19,7 +19,7 @@ from conftest import ROOT
 
 from compreps.core import families, vocabulary
 
-TOY_MODULE = '''
+TOY_MODULE = """
 from compreps.core import families
 
 families.REGISTRY["toy"] = families.Family(
@@ -42,9 +42,9 @@ def zero_fc_rows(model, level, calib_images=None, *, image_size=32):
     model.fc.weight.data[:rows] = 0.0
     CALLS.append((level, image_size))
     return {"achieved_level": rows / model.fc.weight.shape[0]}
-'''
+"""
 
-SCRIPT = r'''
+SCRIPT = r"""
 import math, sys, yaml
 import pandas as pd
 import toy_family
@@ -86,7 +86,7 @@ labels = {h.get_label() for ax in fig.axes for h in ax.get_lines()}
 assert any("toy" in label for label in labels), labels
 table_figures.plot_accuracy_vs_level(table)
 print("toy family accepted")
-'''
+"""
 
 
 @pytest.fixture

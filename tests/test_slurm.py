@@ -31,15 +31,19 @@ NO_GPU = Path("tests/cluster/no-gpu.yaml")
 RUN_TIMEOUT_S = 900
 QUERY_TIMEOUT_S = 30
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
-GPU_RULES = (
-    "train_base",
-    "train_coreset",
-    "import_base",
-    "prune",
-    "quantize",
-    "compress_structured",
-    "activations",
-)
+
+
+def gpu_rules() -> list[str]:
+    """The rules that ask for a GPU (``job_resources(..., gpu=True)``), read from the rule files."""
+    found = []
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^\s*rule ", path.read_text(), flags=re.M)[1:]:
+            if "gpu=True" in block:
+                found.append(block.split(":", 1)[0].strip())
+    return found
+
+
+GPU_RULES = tuple(gpu_rules())
 
 
 def slurm_query(*cmd: str) -> subprocess.CompletedProcess:

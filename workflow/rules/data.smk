@@ -136,6 +136,8 @@ CORESET_MODELS = [
     for model in MODELS
     if families.coreset_method(vocabulary.parse_model_id(model)[0]) is not None
 ]
+# the report's class-balance section reads it when the run has coreset models
+BALANCE_TABLE = ["results/tables/coreset_balance.csv"] if CORESET_MODELS else []
 
 
 rule coreset_balance:

@@ -32,6 +32,7 @@ rule report:
         dataset="results/data/dataset.json",
         figures=FIGURES,
         dumps=expand("results/activations/{model}.h5", model=MODELS),
+        balance=BALANCE_TABLE,
     output:
         report(
             "results/report.md",
@@ -52,5 +53,5 @@ rule report:
         "compreps report --accuracy {input.accuracy:q} --correlations {input.correlations:q}"
         " --sensitivity {input.sensitivity:q} --metrics {input.metrics:q}"
         " --dataset {input.dataset:q} --figures {input.figures:q} --dumps {input.dumps:q}"
-        " --config-json {params.config_json:q}"
+        " --config-json {params.config_json:q} --coreset-balance {input.balance:q}"
         " --out {output:q} 2> {log:q}"

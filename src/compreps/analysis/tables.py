@@ -70,6 +70,7 @@ def accuracy_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
                 f"compreps): rerun rule 'activations' (snakemake --forcerun {path})"
             )
         row = {key: attrs[key] for key in FROM_ATTRIBUTES}
+        row["finetune_epochs"] = int(attrs.get("finetune_epochs", 0))
         rows.append({**row, **_counts(path, attrs["accuracy"])})
     if not rows:
         raise CompRepsError("accuracy-table needs at least one activation file")

@@ -133,6 +133,8 @@ ACCURACY_TABLE_COLUMNS = (
     "accuracy_low",
     "accuracy_high",
     "drop",
+    # epochs of fine-tuning after the compression (0: one-shot; dumps of older runs: 0)
+    "finetune_epochs",
 )
 COEFFICIENTS = ("plcc", "srcc", "krcc")
 # ci_method: BCa or percentile (scipy.stats.bootstrap); note: why a coefficient is undefined

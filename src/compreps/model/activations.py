@@ -228,6 +228,7 @@ def dump_attributes(model, view, meta: dict, checkpoint: Path, data, accuracy: f
         "arch": meta["arch"],
         "width": int(meta["width"]),
         "dense_view": dense,
+        "finetune_epochs": int(meta.get("finetune_epochs") or 0),
         **model_cost(model, meta, tuple(data.test_images.shape[1:])),
     }
 

@@ -17,42 +17,59 @@ from compreps.analysis.figures.style import (
     id_family_level,
     plt,
 )
+from compreps.core import families
 
 # Named REPS weight configurations marked on the heat map (sensitivity.named_reps_configs)
 HEATMAP_MARKERS = (("weighted", "*"), ("equal", "o"))
 
 
+def _panel_families(family: str, present) -> list[str]:
+    """The families drawn in ``family``'s panel: the coreset panel holds every coreset method
+    of the run (one line each), the others their own family."""
+    if family != "coreset":
+        return [family]
+    return [f for f in dict.fromkeys(present) if families.coreset_method(f) is not None]
+
+
+def _accuracy_line(ax, accuracy: pd.DataFrame, family: str) -> bool:
+    """One family's accuracy against its level, with each accuracy's Wilson interval when the
+    table has it; False when the run has no model of the family."""
+    rows = accuracy[[id_family_level(m)[0] == family for m in accuracy["model"]]].copy()
+    if rows.empty:
+        return False
+    rows["x"] = [id_family_level(m)[1] for m in rows["model"]]
+    rows = rows.sort_values("x")
+    entry = families.REGISTRY.get(family)
+    colour = entry.colour if entry else FAMILY_COLORS.get(family, "gray")
+    label = families.coreset_method(family) or family
+    ax.plot(rows["x"], rows["accuracy"], marker=entry.marker if entry else "o", color=colour,
+            label=label)  # fmt: skip
+    if "accuracy_low" in rows.columns:  # the 95% Wilson interval of each accuracy
+        below = (rows["accuracy"] - rows["accuracy_low"]).to_numpy(float)
+        above = (rows["accuracy_high"] - rows["accuracy"]).to_numpy(float)
+        ax.errorbar(rows["x"], rows["accuracy"], yerr=[below, above], fmt="none",
+                    ecolor=colour, capsize=2, lw=0.8)  # fmt: skip
+    return True
+
+
 def plot_accuracy_vs_level(accuracy: pd.DataFrame):
-    """Accuracy against compression level, one panel per family, with each accuracy's Wilson
-    interval when the table has it; base as a dashed line."""
+    """Accuracy against compression level, one panel per paper family (the coreset panel: one
+    line per coreset method), with Wilson intervals; base as a dashed line."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
-    ids = list(accuracy["model"])
-    base_id = find_model(ids, "base", None)
-    base_acc = (
-        float(accuracy.loc[accuracy["model"] == base_id, "accuracy"].iloc[0])
-        if base_id
-        else math.nan
-    )
+    base_id = find_model(list(accuracy["model"]), "base", None)
+    base_rows = accuracy.loc[accuracy["model"] == base_id, "accuracy"] if base_id else []
+    base_acc = float(base_rows.iloc[0]) if len(base_rows) else math.nan
+    present = [id_family_level(m)[0] for m in accuracy["model"]]
     for ax, family in zip(axes, FAMILY_AXES, strict=True):
-        rows = accuracy[[id_family_level(m)[0] == family for m in accuracy["model"]]].copy()
-        rows["x"] = [id_family_level(m)[1] for m in rows["model"]]
-        rows = rows.sort_values("x")
-        if len(rows):
-            ax.plot(rows["x"], rows["accuracy"], marker="o", color=FAMILY_COLORS[family],
-                    label=family)  # fmt: skip
-            if "accuracy_low" in rows.columns:  # the 95% Wilson interval of each accuracy
-                below = (rows["accuracy"] - rows["accuracy_low"]).to_numpy(float)
-                above = (rows["accuracy_high"] - rows["accuracy"]).to_numpy(float)
-                ax.errorbar(rows["x"], rows["accuracy"], yerr=[below, above], fmt="none",
-                            ecolor=FAMILY_COLORS[family], capsize=2, lw=0.8)  # fmt: skip
-        else:
+        drawn = [_accuracy_line(ax, accuracy, f) for f in _panel_families(family, present)]
+        if not any(drawn):
             empty_panel(ax, f"no {family} models in this run")
         if not math.isnan(base_acc):
             ax.axhline(base_acc, ls="--", color="black", lw=1, label="ORG (base)")
-        if family == "coreset" and len(rows):
+        if family == "coreset" and any(drawn):
             ax.set_xscale("log")
         ax.set_xlabel(FAMILY_AXES[family])
-        ax.set_title(family)
+        ax.set_title("coreset (per method)" if len(drawn) > 1 else family)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("test accuracy")
     fig.tight_layout()

@@ -105,7 +105,16 @@ def compare_models(run: Run, family: str, rival: str, column: str, what: str):
         for (ours, theirs), p in zip(pairs, adjusted, strict=True)
     )
     reason = f"exact McNemar per pair (Holm-adjusted, α = {alpha:.2g}): {summary}"
-    return combine(parts), "; ".join(lines), reason
+    return combine(parts), "; ".join(lines) + _tuning(pairs), reason
+
+
+def _tuning(pairs) -> str:
+    """Whether the compared models were fine-tuned after the compression (the NEXP study
+    judges NEXP against L1 on fine-tuned models only)."""
+    epochs = {int(row.get("finetune_epochs", 0) or 0) for pair in pairs for row in pair}
+    if epochs == {0}:
+        return "; one-shot models (no fine-tuning)"
+    return f"; fine-tuned models ({', '.join(str(e) for e in sorted(epochs))} epochs)"
 
 
 def exceeds_claim(run: Run, first: str, second: str, coef: str, absolute=False, paper_order=False):

@@ -74,9 +74,10 @@ def accuracy_section(accuracy: pd.DataFrame, paper: PaperCells) -> str:
             if has_interval
             else ""
         )
+        tuned = int(row.get("finetune_epochs", 0) or 0)
         rows.append(
             [
-                row["model"],
+                row["model"] + (f" (fine-tuned {tuned} ep.)" if tuned else ""),
                 row["family"],
                 f"{float(row['level']):g}" if row["family"] != "base" else "–",
                 fmt(row["accuracy"], 4) + interval,
@@ -248,6 +249,30 @@ def correctness(dumps) -> dict:
     return correct
 
 
+def balance_section(path: str | os.PathLike | None) -> str:
+    """Class balance of each coreset selection: its smallest and largest class share beside
+    the training set's, and the largest gap between the two."""
+    if path is None:
+        return ""
+    table = pd.read_csv(path)
+    rows = []
+    for model, group in table.groupby("model", sort=False):
+        gap = (group["share"] - group["train_share"]).abs().max()
+        rows.append(
+            [model, group["method"].iloc[0], int(group["count"].sum())]
+            + [fmt(group["share"].min(), 3), fmt(group["share"].max(), 3)]
+            + [fmt(group["train_share"].min(), 3), fmt(group["train_share"].max(), 3), fmt(gap, 3)]
+        )
+    head = ["selection", "method", "images", "min share", "max share"]
+    head += ["training min", "training max", "largest gap"]
+    return (
+        "## Coreset selections: class balance\n\nShare of each class in every selection "
+        "(results/tables/coreset_balance.csv has every class).\n\n"
+        + markdown_table(head, rows)
+        + "\n"
+    )
+
+
 def write_report(
     accuracy: str | os.PathLike,
     correlations: str | os.PathLike,
@@ -258,11 +283,13 @@ def write_report(
     out: str | os.PathLike,
     dataset: str | os.PathLike | None = None,
     dumps: list[str | os.PathLike] | None = None,
+    balance: str | os.PathLike | None = None,
 ) -> Path:
     """Write the Markdown report to ``out`` (atomically) and return its path. ``figures``: the
     figure files (PNG and PDF); ``dataset``: the ``prepare-data`` summary (training-set size
     for the scale banner; None: unknown); ``dumps``: the activation files (per-image
-    predictions for the McNemar tests; None: those claims are not in this run)."""
+    predictions for the McNemar tests; None: those claims are not in this run); ``balance``: the
+    coreset selections' class balance (``coreset-balance``; None: no coreset models)."""
     out = Path(out)
     paper = PaperCells()
     accuracy = read_table(accuracy, "accuracy table", ACCURACY_COLUMNS, leading=True)
@@ -284,6 +311,7 @@ def write_report(
         correlation_section(correlations, paper, config),
         sensitivity_section(sensitivity, paper),
         findings_section(found),
+        balance_section(balance),
         metrics_section(metrics),
         figures_section([Path(f) for f in figures], out),
         environment_section(config),
@@ -302,6 +330,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config-json", required=True, help="the run configuration as JSON")
     parser.add_argument("--dataset", help="the prepare-data summary (results/data/dataset.json)")
     parser.add_argument("--dumps", nargs="*", help="results/activations/*.h5 (McNemar tests)")
+    parser.add_argument("--coreset-balance", nargs="*", help="results/tables/coreset_balance.csv")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])
     try:
@@ -318,6 +347,7 @@ def main(argv: list[str]) -> int:
         args.out,
         args.dataset,
         args.dumps,
+        (args.coreset_balance or [None])[0],
     )
     log(f"report: wrote {path}")
     return 0
