@@ -6,10 +6,13 @@ import shutil
 import time
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from conftest import planned_jobs, run_snakemake, write_overlay
+
+from compreps.core.vocabulary import ACCURACY_TABLE_COLUMNS
 
 pytestmark = pytest.mark.workflow
 
@@ -63,8 +66,12 @@ def test_ci_run_writes_every_output(ci_run):
             assert h5["probe/indices"].shape == (60,)
         assert (results / "metrics" / f"{model}.csv").exists()
     accuracy = pd.read_csv(results / "tables" / "accuracy.csv")
-    columns = ["model", "family", "level", "accuracy", "param_fraction", "macs"]
-    assert list(accuracy.columns) == columns
+    assert list(accuracy.columns) == list(ACCURACY_TABLE_COLUMNS)
+    counts = accuracy.set_index("model")
+    assert (counts["n_test"] == 1017).all()  # the shipped sample's test split
+    assert np.allclose(counts["n_correct"] / counts["n_test"], counts["accuracy"], atol=5e-4)
+    assert np.allclose(counts["drop"], counts.loc["base", "accuracy"] - counts["accuracy"])
+    assert (counts["finetune_epochs"] == 0).all()
     assert accuracy["model"].tolist() == CI_MODELS  # Table 1 order: structured families last
     assert accuracy["accuracy"].between(0, 1).all()
     fractions = accuracy.set_index("model")["param_fraction"]
