@@ -1,9 +1,7 @@
 # Shared helpers: the command, model ids, config -> CLI options, code hashes, resources.
-import hashlib
 import json
 import shlex
 import sys
-from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
@@ -110,3 +108,16 @@ def train_params(model_id, indices=""):
         eval_batch_size=config["probe"]["batch_size"],
         indices=indices,
     )
+
+
+def coreset_method_args(wildcards):
+    """The coreset options a method's selection reads (ccs_* for ccs only)."""
+    options = {"class_balanced": config["coreset"]["class_balanced"]}
+    if wildcards.method == "ccs":
+        options.update(
+            {
+                key: config["coreset"][key]
+                for key in ("ccs_score", "ccs_beta", "ccs_strata")
+            }
+        )
+    return config_arguments({"coreset": options}, "coreset")

@@ -64,19 +64,6 @@ CORESET_METHODS = "|".join(
 )
 
 
-def coreset_method_args(wildcards):
-    """The coreset options a method's selection reads (ccs_* for ccs only)."""
-    options = {"class_balanced": config["coreset"]["class_balanced"]}
-    if wildcards.method == "ccs":
-        options.update(
-            {
-                key: config["coreset"][key]
-                for key in ("ccs_score", "ccs_beta", "ccs_strata")
-            }
-        )
-    return config_arguments({"coreset": options}, "coreset")
-
-
 rule coreset_scores:
     input:
         data=rules.prepare_data.output,

@@ -94,14 +94,18 @@ STYLES = {
     "struct_l1": ("^", "tab:purple", "fraction of channels removed (L1)"),
     "nexp": ("v", "tab:brown", "fraction of channels removed (NEXP)"),
     "fold": ("P", "tab:pink", "fraction of channels merged away (fold)"),
-    # the coreset methods: shades of the coreset's blue, the method's initial as the marker
-    "coreset_forgetting": ("$F$", "navy", "coreset fraction (forgetting)"),
-    "coreset_el2n": ("$E$", "royalblue", "coreset fraction (EL2N)"),
-    "coreset_aum": ("$A$", "deepskyblue", "coreset fraction (AUM)"),
-    "coreset_ccs": ("$C$", "steelblue", "coreset fraction (CCS)"),
-    "coreset_kcenter": ("$K$", "slateblue", "coreset fraction (k-center)"),
-    "coreset_moderate": ("$M$", "darkcyan", "coreset fraction (moderate)"),
 }
+# the coreset methods: shades of the coreset's blue, the method's initial as the marker
+_METHOD_COLOURS = ("navy", "royalblue", "deepskyblue", "steelblue", "slateblue", "darkcyan")
+_METHOD_NAMES = ("forgetting", "EL2N", "AUM", "CCS", "k-center", "moderate")
+STYLES.update(
+    {
+        f"coreset_{method}": (f"${method[0].upper()}$", colour, f"coreset fraction ({name})")
+        for method, colour, name in zip(
+            CORESET_METHODS[1:], _METHOD_COLOURS, _METHOD_NAMES, strict=True
+        )
+    }
+)
 REGISTRY: dict[str, Family] = {
     name: Family(name, MAKERS[name][0], level, *MAKERS[name][1:], *STYLES[name])
     for name, level in LEVELS.items()

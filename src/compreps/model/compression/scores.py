@@ -110,7 +110,25 @@ def nexp_scores(binary: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- importances
-class L1FilterImportance(tp.importance.Importance):
+class PerLayerImportance(tp.importance.Importance):
+    """A channel score measured per layer of a coupled group (``per_layer``), the rows
+    combined by ``normalize`` (:func:`combine`)."""
+
+    missing = "a coupled group has nothing to score"
+    normalize = "none"
+
+    def per_layer(self, group) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def __call__(self, group) -> torch.Tensor:
+        rows = self.per_layer(group)
+        if not rows:
+            raise CompRepsError(self.missing)
+        return combine(rows, self.normalize)
+
+
+class L1FilterImportance(PerLayerImportance):
     """L1 norm of a channel's filter in each producer conv, combined by ``normalize``.
 
     The default ``group`` divides the mean over producers by the group's mean: L1 norms grow
@@ -128,15 +146,10 @@ class L1FilterImportance(tp.importance.Importance):
             if role == "out"
         ]
 
-    @torch.no_grad()
-    def __call__(self, group) -> torch.Tensor:
-        rows = self.per_layer(group)
-        if not rows:
-            raise CompRepsError("a coupled group has no producer layer to score")
-        return combine(rows, self.normalize)
+    missing = "a coupled group has no producer layer to score"
 
 
-class NexpImportance(tp.importance.Importance):
+class NexpImportance(PerLayerImportance):
     """NEXP of each channel (study 002, Eq. 11) from one forward pass of ``images`` through
     ``model`` (eval mode), measured at the input of each consumer conv, combined by
     ``normalize`` (default ``none``: NEXP lies in [0, 1/2] in every layer).
@@ -177,11 +190,7 @@ class NexpImportance(tp.importance.Importance):
                 rows.append(_scatter(group_size(group), self.scores[layer][idxs], root_idxs))
         return rows
 
-    def __call__(self, group) -> torch.Tensor:
-        rows = self.per_layer(group)
-        if not rows:
-            raise CompRepsError("a coupled group has no consumer conv to measure NEXP on")
-        return combine(rows, self.normalize)
+    missing = "a coupled group has no consumer conv to measure NEXP on"
 
 
 class HybridImportance(tp.importance.Importance):

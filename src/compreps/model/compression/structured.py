@@ -258,14 +258,7 @@ def make_importance(model, method: str, calib_images, normalize: str, alpha: flo
     return HybridImportance(l1, nexp, alpha)
 
 
-def prune_l1(
-    model: nn.Module,
-    level: float,
-    calib_images=None,
-    *,
-    image_size: int = 32,
-    normalize: str = "group",
-) -> dict:
+def prune_l1(model, level, calib_images=None, *, image_size=32, normalize="group") -> dict:
     """The ``struct_l1`` family: channels of least filter L1 norm removed (no data needed)."""
     return prune_structured(
         model, level, "struct_l1", None, image_size=image_size, normalize=normalize

@@ -57,15 +57,9 @@ def coreset_size(n_total: int, fraction: float) -> int:
     return min(n_total, max(1, round(fraction * n_total)))
 
 
-def select_coreset(
-    labels: np.ndarray,
-    fraction: float,
-    method: str,
-    seed: int,
-    selection: Selection | None = None,
-    options: MethodOptions | None = None,
-) -> np.ndarray:
-    """Sorted unique int64 indices of a coreset holding ``round(fraction · N)`` examples.
+def select_coreset(labels, fraction, method, seed, selection=None, options=None) -> np.ndarray:
+    """Sorted unique int64 indices of a coreset holding ``round(fraction · N)`` examples (the
+    arguments as :func:`select_with_values`).
 
     ``random``: class-stratified random selection (proportional allocation, every class kept
     when the coreset has at least as many examples as there are classes). The other methods
