@@ -19,14 +19,18 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 
 
-def copy_workflow(dest: Path) -> Path:
-    """Copy what a run needs (Snakefile, config, workflow/, presets/) and link the data."""
+def copy_workflow(dest: Path, profiles: bool = False, data: bool = True) -> Path:
+    """Copy what a run needs (Snakefile, config, workflow/, presets/; profiles/ when asked)
+    and link the data (an empty data folder with ``data=False``)."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
     shutil.copy2(ROOT / "config.yaml", dest / "config.yaml")
-    for folder in ("workflow", "presets", "src", "envs"):
+    for folder in ("workflow", "presets", "src", "envs") + (("profiles",) if profiles else ()):
         shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / "data").symlink_to(ROOT / "data", target_is_directory=True)
+    if data:
+        (dest / "data").symlink_to(ROOT / "data", target_is_directory=True)
+    else:
+        (dest / "data").mkdir()
     return dest
 
 

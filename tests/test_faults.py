@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, SNAKEMAKE, snakemake_env
+from conftest import ROOT, SNAKEMAKE, copy_workflow, snakemake_env
 from fault_table import BAD_CONFIGS, DEMO
 
 from compreps.core import data_files
@@ -125,15 +125,24 @@ def test_check_config_names_file_line_and_column(tmp_path, monkeypatch, capsys):
     assert err.startswith("compreps check-config: error: config.yaml:3:1: YAML syntax error:")
 
 
+def dry_run(workdir, *args: str) -> tuple[int, str]:
+    """``snakemake -n ARGS`` in ``workdir``: its exit code and its whole output."""
+    import subprocess
+
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "-n", *args],
+        cwd=workdir,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def test_snakemake_stops_bad_configs_before_any_job(fault_dir):
     """Three bad overlays through `snakemake -n`: every message reaches the user, no job."""
-    workdir = fault_dir / "wf"
-    workdir.mkdir()
-    for item in ("Snakefile", "config.yaml", "workflow", "presets", "profiles", "envs", "src"):
-        source = ROOT / item
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, workdir / item)
-    (workdir / "data").symlink_to(ROOT / "data", target_is_directory=True)
+    workdir = copy_workflow(fault_dir / "wf", profiles=True)
     overlays = {
         "a.yaml": {"coreset": {"fractions": []}},
         "b.yaml": {"probe": {"size": 5000}},
@@ -141,18 +150,8 @@ def test_snakemake_stops_bad_configs_before_any_job(fault_dir):
     }
     for name, overlay in overlays.items():
         (workdir / name).write_text(yaml.safe_dump(overlay))
-    import subprocess
-
-    proc = subprocess.run(
-        [str(SNAKEMAKE), "-n", "--configfile", DEMO, *overlays],
-        cwd=workdir,
-        env=snakemake_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    returncode, output = dry_run(workdir, "--configfile", DEMO, *overlays)
+    assert returncode != 0
     for line in (
         "c.yaml: config key train/epochs = 0 is not allowed; allowed: an integer >= 1",
         "a.yaml: config key coreset/fractions is empty: list at least one level",
@@ -164,25 +163,10 @@ def test_snakemake_stops_bad_configs_before_any_job(fault_dir):
 
 def test_default_profile_plans_the_default_run(fault_dir):
     """`snakemake -n` with no options from the repository root loads profiles/default."""
-    import subprocess
-
-    workdir = fault_dir / "wf-default"
-    workdir.mkdir()
-    for item in ("Snakefile", "config.yaml", "workflow", "presets", "profiles", "envs", "src"):
-        source = ROOT / item
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, workdir / item)
-    (workdir / "data").mkdir()  # no CIFAR-10: download: true lets the dry run plan it
-    proc = subprocess.run(
-        [str(SNAKEMAKE), "-n"],
-        cwd=workdir,
-        env=snakemake_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
+    # no CIFAR-10: download: true lets the dry run plan it
+    workdir = copy_workflow(fault_dir / "wf-default", profiles=True, data=False)
+    returncode, output = dry_run(workdir)
+    assert returncode == 0, output[-3000:]
     assert "Using workflow specific profile profiles/default" in output
     profile = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
     assert profile["cores"] == "all" and profile["rerun-incomplete"] is True
