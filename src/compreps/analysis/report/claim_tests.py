@@ -114,7 +114,8 @@ def _tuning(pairs) -> str:
     epochs = {int(row.get("finetune_epochs", 0) or 0) for pair in pairs for row in pair}
     if epochs == {0}:
         return "; one-shot models (no fine-tuning)"
-    return f"; fine-tuned models ({', '.join(str(e) for e in sorted(epochs))} epochs)"
+    counts = ", ".join(str(e) for e in sorted(epochs))
+    return f"; fine-tuned models ({counts} epoch{'' if epochs == {1} else 's'})"
 
 
 def exceeds_claim(run: Run, first: str, second: str, coef: str, absolute=False, paper_order=False):

@@ -99,10 +99,12 @@ class Difference:
     resamples: int
 
     def text(self, a: str, b: str, what: str) -> str:
+        # no resample on the far side of 0: the bootstrap bounds p by its resolution only
+        p = f"p < {1 / self.resamples:.2g}" if self.p == 0 else f"p = {self.p:.2g}"
         return (
             f"{what}({a}) − {what}({b}) = {self.estimate:+.3f} [{self.low:+.3f}, "
-            f"{self.high:+.3f}], p = {self.p:.2g} (paired bootstrap over the same resampled "
-            f"models, {self.n} models)"
+            f"{self.high:+.3f}], {p} (paired bootstrap over the same resampled "
+            f"models, {self.n} models, {self.resamples} resamples)"
         )
 
 
