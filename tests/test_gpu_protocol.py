@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,8 +113,8 @@ def summary_lines(out: Path) -> dict[str, str]:
 @pytest.mark.workflow
 def test_protocol_on_a_cpu_leaves_its_files(tmp_path):
     """The whole call with the ci preset and a budget that cuts the DAG short: CUDA stages
-    skipped, the others run, the DAG stopped in time, the structured pass skipped for lack of
-    budget, and the 8 result files there and filled."""
+    skipped, the others run, the DAG stopped in time, the structured pass skipped or cut to the
+    budget left, and the 8 result files there and filled."""
     tree, out = copy_tree(tmp_path / "tree"), tmp_path / "out"
     env = {
         **os.environ,
@@ -138,7 +139,10 @@ def test_protocol_on_a_cpu_leaves_its_files(tmp_path):
     for name in ("bf16", "gpu_tests"):
         assert stages[name] == f"- {name}: skipped (no CUDA device)"
     assert stages["dag"].startswith("- dag: ran,")
-    assert "budget left" in stages["dag_structured"]
+    # how far the cut-off DAG got depends on the machine's speed: the structured pass is either
+    # skipped for lack of budget or run under the cap that remains, never past the budget
+    structured = stages["dag_structured"]
+    assert "budget left" in structured or re.search(r"ran, rc \d+, \d+ s \(cap \d+ s", structured)
     assert int(stages["total"].split()[2]) <= 130
     assert "ratio compreps/conventional" in (out / "summary.md").read_text()
     with open(out / "stages.tsv") as handle:
