@@ -17,7 +17,13 @@ import pandas as pd  # noqa: E402
 
 from compreps.core import families  # noqa: E402
 from compreps.core.files import atomic_write, log  # noqa: E402
-from compreps.core.vocabulary import BASE, FIGURE_FORMATS, MODEL_LAYER, parse_model_id  # noqa: E402
+from compreps.core.vocabulary import (  # noqa: E402
+    BASE,
+    FIGURE_FORMATS,
+    MODEL_LAYER,
+    PAPER_FAMILIES,
+    parse_model_id,
+)
 
 # (label, family, level) of the models each paper figure shows
 FIG1_MODELS = (
@@ -49,8 +55,7 @@ LABEL_COLORS = {
 FAMILY_COLORS = {"base": "black", **{f.name: f.colour for f in families.REGISTRY.values()}}
 FAMILY_MARKERS = {"base": "*", **{f.name: f.marker for f in families.REGISTRY.values()}}
 LEVEL_AXES = {f.name: f.label for f in families.REGISTRY.values()}
-FAMILY_AXES = {name: LEVEL_AXES[name] for name in ("coreset", "prune", "quant")}
-PAPER_FAMILIES = tuple(f.name for f in families.REGISTRY.values() if f.paper)
+FAMILY_AXES = {name: LEVEL_AXES[name] for name in PAPER_FAMILIES}
 
 
 def drawn_families(present) -> tuple[list[str], list[str]]:

@@ -12,6 +12,7 @@ from matplotlib.patches import Rectangle
 from compreps.analysis.figures.style import (
     FAMILY_AXES,
     FAMILY_COLORS,
+    FAMILY_MARKERS,
     empty_panel,
     find_model,
     id_family_level,
@@ -39,10 +40,9 @@ def _accuracy_line(ax, accuracy: pd.DataFrame, family: str) -> bool:
         return False
     rows["x"] = [id_family_level(m)[1] for m in rows["model"]]
     rows = rows.sort_values("x")
-    entry = families.REGISTRY.get(family)
-    colour = entry.colour if entry else FAMILY_COLORS.get(family, "gray")
+    colour = FAMILY_COLORS.get(family, "gray")
     label = families.coreset_method(family) or family
-    ax.plot(rows["x"], rows["accuracy"], marker=entry.marker if entry else "o", color=colour,
+    ax.plot(rows["x"], rows["accuracy"], marker=FAMILY_MARKERS.get(family, "o"), color=colour,
             label=label)  # fmt: skip
     if "accuracy_low" in rows.columns:  # the 95% Wilson interval of each accuracy
         below = (rows["accuracy"] - rows["accuracy_low"]).to_numpy(float)
