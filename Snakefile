@@ -41,13 +41,13 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every replicate seed's models, dumps, tables, figures and report (results/seed-<seed>/), then
+# the summary across the seeds (results/tables/seeds_*.csv, results/report.md).
 rule all:
     input:
-        expand("results/checkpoints/{model}.pt", model=MODELS),
-        expand("results/activations/{model}.h5", model=MODELS),
-        "results/tables/accuracy.csv",
-        "results/tables/metrics.csv",
-        "results/tables/correlations.csv",
-        "results/tables/sensitivity.csv",
-        FIGURES,
-        "results/report.md",
+        per_seed("results/seed-{seed}/checkpoints/{model}.pt", model=MODELS),
+        per_seed("results/seed-{seed}/activations/{model}.h5", model=MODELS),
+        per_seed("results/seed-{seed}/tables/{table}.csv", table=SEED_TABLES),
+        per_seed(FIGURES),
+        per_seed("results/seed-{seed}/report.md"),
+        rules.seeds.output,

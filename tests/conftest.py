@@ -73,6 +73,18 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+def planned_outputs(workdir: Path, *args: str) -> list[tuple[str, list[str]]]:
+    """Dry run; (rule, output paths) of every planned job, from Snakemake's job listing."""
+    proc = run_snakemake(workdir, "--dry-run", *args)
+    jobs = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):$", line):
+            jobs.append((match.group(1), []))
+        elif jobs and (match := re.match(r"^\s+output: (.*)$", line)):
+            jobs[-1][1].extend(match.group(1).split(", "))
+    return jobs
+
+
 def write_overlay(workdir: Path, name: str, overlay: dict) -> str:
     path = workdir / name
     path.write_text(yaml.safe_dump(overlay))

@@ -87,7 +87,9 @@ def test_a_method_adds_its_selection_and_models(tmp_path):
     assert jobs["activations"] == default["activations"] + 4
 
 
-CSVS = [f"results/coresets/{c}-{f}.csv" for c in ("coreset", "coreset_el2n") for f in (0.5, 0.1)]
+CSVS = [
+    f"results/seed-42/coresets/{c}-{f}.csv" for c in ("coreset", "coreset_el2n") for f in (0.5, 0.1)
+]
 
 
 @pytest.mark.filterwarnings("ignore:.*not the full")
@@ -97,7 +99,7 @@ def test_adding_a_method_reruns_its_selections_only(tmp_path):
     overlay = write_overlay(workdir, "first.yaml", first)
     # a flag after the config files ends their list (--configfile takes several)
     run_snakemake(workdir, "--configfile", "presets/ci.yaml", overlay, "--keep-going", *CSVS)
-    # random's selections are the study's: class-stratified, seeded by train.seed
+    # random's selections are the study's: class-stratified, seeded by the replicate seed
     labels = np.loadtxt(
         workdir / "results/coresets/selection/scores.csv",
         delimiter=",",
@@ -108,13 +110,13 @@ def test_adding_a_method_reruns_its_selections_only(tmp_path):
     for fraction in (0.5, 0.1):
         rows = stratified_indices(labels, round(fraction * labels.size), 42)
         expected = "index,label\n" + "".join(f"{i},{labels[i]}\n" for i in rows)
-        text = (workdir / f"results/coresets/coreset-{fraction}.csv").read_text()
+        text = (workdir / f"results/seed-42/coresets/coreset-{fraction}.csv").read_text()
         assert text.replace("\r\n", "\n") == expected
     more = copy.deepcopy(first)
     more["coreset"]["methods"].append("kcenter")
     more["coreset"]["ccs_beta"] = 0.3  # an option of a method not listed: reruns nothing
     overlay = write_overlay(workdir, "more.yaml", more)
-    kcenter = [f"results/coresets/coreset_kcenter-{f}.csv" for f in (0.5, 0.1)]
+    kcenter = [f"results/seed-42/coresets/coreset_kcenter-{f}.csv" for f in (0.5, 0.1)]
     jobs = planned_jobs(
         workdir, "--configfile", "presets/ci.yaml", overlay, "--keep-going", *CSVS, *kcenter
     )

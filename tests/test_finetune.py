@@ -26,7 +26,7 @@ BASE_TRAIN = {
     "momentum": 0.9,
     "weight_decay": 5e-4,
     "schedule": "cosine",
-    "seed": 3,
+    "seeds": (3,),
     "precision": "fp32",
     "compile": "auto",
     "deterministic": True,
@@ -123,3 +123,11 @@ def test_structured_step_records_finetuning(tmp_path, monkeypatch, family):
     assert tuned["oneshot_test_accuracy"] == pytest.approx(one_shot["test_accuracy"])
     for key in ("params", "macs", "param_fraction", "structure"):
         assert tuned[key] == one_shot[key], key
+
+
+def test_finetune_settings_of_a_base_trained_before_seed_lists():
+    """A base checkpoint that records ``seed`` (one int) fine-tunes as one with ``seeds``."""
+    old = {key: value for key, value in BASE_TRAIN.items() if key != "seeds"}
+    settings = finetune_settings({**old, "seed": 3}, 2)
+    assert settings.seeds == (3,) and settings.seed == 3
+    assert settings == finetune_settings(BASE_TRAIN, 2)

@@ -164,7 +164,7 @@ def load_pack():
 
 def test_pack_reads_epoch_lines_and_gpu_samples(tmp_path):
     pack = load_pack()
-    logs = tmp_path / "results" / "logs" / "train"
+    logs = tmp_path / "results" / "seed-42" / "logs" / "train"
     logs.mkdir(parents=True)
     line = "base epoch 3/50: loss 0.4321 train acc 0.8512 lr 0.09950 24567 img/s elapsed 7.9s"
     (logs / "base.log").write_text(f"[12:00:00] {line}\n")

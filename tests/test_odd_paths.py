@@ -33,7 +33,7 @@ def test_odd_paths_run_and_a_replaced_batch_reruns_everything(tmp_path):
     args = ("--configfile", "presets/ci.yaml", overlay)
     run_snakemake(workdir, *args, timeout=1500)
     assert (workdir / "results" / "report.md").is_file()
-    assert len(list((workdir / "results" / "activations").glob("*.h5"))) == 10
+    assert len(list((workdir / "results" / "seed-42" / "activations").glob("*.h5"))) == 10
     assert planned_jobs(workdir, *args) == {}
 
     batches = workdir / DATA_ROOT / "cifar-10-batches-py"

@@ -267,8 +267,8 @@ def test_ci_workflow_runs_as_slurm_jobs(workflow_dir):
 
 # --------------------------------------------------------------------------- requeue
 REQUEUE_EPOCHS = 8  # long enough to requeue after the first epoch, short enough for CI
-TRAIN_TARGET = "results/checkpoints/base.pt"
-STATE_FILE = "results/train_state/base.pt"
+TRAIN_TARGET = "results/seed-42/checkpoints/base.pt"
+STATE_FILE = "results/seed-42/train_state/base.pt"
 
 
 def train_command(*options: str) -> list[str]:
@@ -304,7 +304,8 @@ def slurm_job_of_rule(rule: str) -> str | None:
 
 def test_requeued_training_resumes_bit_identical(tmp_path):
     """`scontrol requeue` kills a running training on SLURM; the requeued job resumes from
-    results/train_state/base.pt and ends with exactly the weights of an uninterrupted run."""
+    results/seed-42/train_state/base.pt and ends with exactly the weights of an uninterrupted
+    run."""
     import torch
 
     from compreps.model.checkpoints import load_checkpoint
@@ -351,7 +352,7 @@ def test_requeued_training_resumes_bit_identical(tmp_path):
             slurm_query("scancel", *[sid for _, sid in SUBMITTED.findall(log.read_text())])
     text = log.read_text()
     assert returncode == 0, text[-6000:]
-    train_log = (slurm_dir / "results/logs/train/base.log").read_text()
+    train_log = (slurm_dir / "results/seed-42/logs/train/base.log").read_text()
     assert "resuming from" in train_log, train_log[-3000:]
     assert not (slurm_dir / STATE_FILE).exists()  # deleted once the checkpoint is written
 

@@ -39,6 +39,7 @@ from compreps.model.networks import accuracy, build_model, predict_logits
 from compreps.model.training import state as train_state
 from compreps.model.training import step as train_step
 from compreps.model.training import train
+from compreps.model.training.train import independent_init_seed, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "cifar10-sample"
@@ -50,14 +51,14 @@ PAPER = TrainSettings(
     momentum=0.9,
     weight_decay=5e-4,
     schedule="cosine",
-    seed=42,
+    seeds=(42,),
     precision="auto",
     compile="auto",
     deterministic=True,
     state_interval_s=60.0,
 )
 # fp32: the same numbers on every CPU (auto picks bf16 where it is native); a state every epoch
-TINY = dataclasses.replace(PAPER, epochs=1, seed=3, precision="fp32", state_interval_s=0.0)
+TINY = dataclasses.replace(PAPER, epochs=1, seeds=(3,), precision="fp32", state_interval_s=0.0)
 META_KEYS = {
     "model_id",
     "family",
@@ -288,7 +289,7 @@ def crash_after_first_save(monkeypatch) -> None:
 
 
 def test_resume_in_process_matches_and_mismatch_starts_fresh(sample, tmp_path, monkeypatch, capsys):
-    config = dataclasses.replace(TINY, epochs=2, seed=5)
+    config = dataclasses.replace(TINY, epochs=2, seeds=(5,))
     state = tmp_path / "state.pt"
     common = {
         "indices": subset(200),
@@ -328,7 +329,7 @@ def test_resume_at_an_interval_is_bit_identical(sample, tmp_path, monkeypatch):
     """state_interval_s 1.5 with a clock ticking 1 s per reading (1 at the start, 2 after
     epoch 1, 3 after epoch 2): the first state is written after epoch 2, not 1; a crash right
     after it and a rerun end like an uninterrupted run."""
-    config = dataclasses.replace(TINY, epochs=4, seed=7, state_interval_s=1.5)
+    config = dataclasses.replace(TINY, epochs=4, seeds=(7,), state_interval_s=1.5)
     state = tmp_path / "state.pt"
     common = {"indices": subset(150), "show_progress": False, "model_id": "base"}
     with monkeypatch.context() as patch:
@@ -400,7 +401,7 @@ def train_command(summary: Path, indices: Path, state: Path, out: Path) -> list[
         "5e-4",
         "--train-schedule",
         "cosine",
-        "--train-seed",
+        "--train-seeds",
         "42",
         "--train-precision",
         "auto",
@@ -554,3 +555,42 @@ def test_throughput_benchmark_prints_both_loops_and_their_ratio(capsys):
     assert (a, b) == (speeds["compreps"], speeds["conventional"])
     assert ratio == pytest.approx(a / b, rel=2e-3)  # a and b printed to 0.1 img/s
     assert "bf16 peak n/a" in out  # no peak is quoted for a CPU
+
+
+def initial_weights(sample, train, init_seed=None) -> dict:
+    images, labels = sample.train_images[:8], sample.train_labels[:8]
+    run = start_run(
+        sample, MODEL, train, images, labels, torch.device("cpu"), "fp32", False, init_seed
+    )
+    return {k: v.clone() for k, v in run.ctx.model.state_dict().items()}
+
+
+def test_coreset_init_shared_or_independent(sample):
+    """shared: a coreset model starts from its seed's base initial weights (the same draw);
+    independent: from a draw of its own, fixed by the seed and the model id."""
+    base = initial_weights(sample, TINY)
+    assert_same_weights(base, initial_weights(sample, TINY))
+    own_seed = independent_init_seed(3, "coreset-0.5")
+    assert (
+        own_seed
+        == independent_init_seed(3, "coreset-0.5")
+        != independent_init_seed(3, "coreset-0.1")
+    )
+    assert own_seed != independent_init_seed(4, "coreset-0.5")
+    own = initial_weights(sample, TINY, own_seed)
+    assert not torch.equal(own["conv1.weight"], base["conv1.weight"])
+    assert_same_weights(own, initial_weights(sample, TINY, own_seed))
+    other_seed = initial_weights(sample, dataclasses.replace(TINY, seeds=(4,)))
+    assert not torch.equal(other_seed["conv1.weight"], base["conv1.weight"])
+    # an own initialisation is a different run: a saved resume state does not match it
+    images, labels = sample.train_images[:10], sample.train_labels[:10]
+    args = (MODEL, TINY, "cifar10", np.arange(10), images, labels, torch.device("cpu"), "fp32")
+    assert train_state.training_fingerprint(*args) != train_state.training_fingerprint(
+        *args, own_seed
+    )
+
+
+def test_a_run_has_one_seed():
+    assert TINY.seed == 3
+    with pytest.raises(CompRepsError, match="one seed"):
+        _ = dataclasses.replace(TINY, seeds=(3, 4)).seed

@@ -44,12 +44,13 @@ ANALYSIS_RULES = {
     "sensitivity",
     "figures",
     "report",
+    "seeds",
     "all",
 }
 
 
 def test_ci_run_writes_every_output(ci_run):
-    results = ci_run / "results"
+    results = ci_run / "results" / "seed-42"  # train.seeds: [42]
     for model in CI_MODELS:
         assert (results / "checkpoints" / f"{model}.pt").stat().st_size > 0
         with h5py.File(results / "activations" / f"{model}.h5") as h5:
@@ -100,9 +101,20 @@ def test_ci_run_writes_every_output(ci_run):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 0
     report = (results / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report
-    for log in ("prepare_data.log", "train/base.log", "activations/base.log", "report.log"):
+    findings = pd.read_csv(results / "tables" / "findings.csv")
+    assert (
+        findings["verdict"].isin(["holds", "does not hold", "undecided", "not in this run"]).all()
+    )
+    assert findings["id"].is_unique and len(findings) >= 10
+    for log in ("train/base.log", "activations/base.log", "report.log"):
         assert (results / "logs" / log).exists(), log
+    assert (ci_run / "results" / "logs" / "prepare_data.log").exists()
     assert not list(results.glob("train_state/*.pt")), "resume states are removed when done"
+    summary = (ci_run / "results" / "report.md").read_text()
+    assert "seed-42/report.md" in summary
+    spread = pd.read_csv(ci_run / "results" / "tables" / "seeds_accuracy.csv")
+    assert (spread["n_seeds"] == 1).all() and spread["accuracy_sd"].isna().all()
+    assert np.allclose(spread["accuracy_mean"], accuracy["accuracy"])
 
 
 def test_finished_run_plans_nothing(ci_run):
@@ -128,7 +140,9 @@ def test_metric_weight_change_reruns_only_analysis(ci_run):
     )
     jobs = planned_jobs(ci_run, "--configfile", "presets/ci.yaml", overlay)
     assert jobs["model_metrics"] == len(CI_MODELS)
-    assert {"metrics_table", "correlations", "sensitivity", "figures", "report"} <= set(jobs)
+    assert {"metrics_table", "correlations", "sensitivity", "figures", "report", "seeds"} <= set(
+        jobs
+    )
     assert set(jobs) <= ANALYSIS_RULES, jobs
 
 
@@ -206,7 +220,7 @@ def test_user_base_checkpoint(ci_run, tmp_path):
 
     from compreps.model.checkpoints import load_checkpoint
 
-    state_dict, _ = load_checkpoint(workdir / "results/checkpoints/base.pt")
+    state_dict, _ = load_checkpoint(workdir / "results/seed-42/checkpoints/base.pt")
     torch.save(state_dict, user_weights)  # a plain state dict, as users have them
     overlay = write_overlay(workdir, "user.yaml", {"base_checkpoint": "user_base.pt"})
     args = ("--configfile", "presets/ci.yaml", overlay)

@@ -5,7 +5,7 @@ stage and every minute of the DAG by benchmarks/gpu/protocol.sh).
 
 Writes into OUT: ``jobs.tsv`` (per-job wall times from Snakemake's records, then per rule),
 ``epochs.tsv`` (every epoch line of the training logs: img/s, loss, elapsed), ``accuracy.tsv``
-(one row per checkpoint from its metadata, beside results/tables/accuracy.csv when written),
+(one row per checkpoint from its metadata, beside results/seed-42/tables/accuracy.csv when written),
 ``gpu.txt`` (utilisation summary, then nvidia-smi dmon's samples from WORK/dmon.txt) and
 ``logs.tar.gz`` (stage logs, job logs, Snakemake's logs, the tables and report). Prints a
 one-line status for the summary.
@@ -23,6 +23,8 @@ import tarfile
 from pathlib import Path
 
 MAX_TAR_BYTES = 15 * 1024 * 1024  # the device tool returns files up to 16 MiB
+# the protocol runs the config's one seed (train.seeds: [42]): its models and tables
+PROTOCOL_SEED = "seed-42"
 EPOCH_LINE = re.compile(
     r"(?P<model>\S+) epoch (?P<epoch>\d+)/(?P<epochs>\d+): loss (?P<loss>\S+) train acc "
     r"(?P<acc>\S+) lr (?P<lr>\S+) (?P<img_s>\d+) img/s elapsed (?P<elapsed>[\d.]+)s"
@@ -71,7 +73,7 @@ def write_jobs(root: Path, out: Path) -> int:
     for rule, walls in sorted(per_rule.items()):
         mean = sum(walls) / len(walls)
         lines.append(f"{rule}\t{len(walls)}\t{sum(walls):.1f}\t{mean:.1f}\t{max(walls):.1f}")
-    running = sorted(p.stem for p in (root / "results" / "train_state").glob("*.pt"))
+    running = sorted(p.stem for p in (root / "results").glob("seed-*/train_state/*.pt"))
     lines += ["", f"# trainings with a resume state (unfinished): {' '.join(running) or 'none'}"]
     (out / "jobs.tsv").write_text("\n".join(lines) + "\n")
     return len(jobs)
@@ -79,7 +81,7 @@ def write_jobs(root: Path, out: Path) -> int:
 
 def write_epochs(root: Path, out: Path) -> None:
     lines = ["model\tepoch\tepochs\tloss\ttrain_acc\tlr\timg_s\telapsed_s"]
-    for log in sorted((root / "results" / "logs" / "train").glob("*.log")):
+    for log in sorted((root / "results").glob("seed-*/logs/train/*.log")):
         for match in EPOCH_LINE.finditer(log.read_text(errors="replace")):
             keys = ("model", "epoch", "epochs", "loss", "acc", "lr", "img_s", "elapsed")
             lines.append("\t".join(match[key] for key in keys))
@@ -104,11 +106,11 @@ def write_accuracy(root: Path, work: Path, out: Path) -> int:
     cache_file = work / "meta_cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     table = {}
-    table_file = root / "results" / "tables" / "accuracy.csv"
+    table_file = root / "results" / PROTOCOL_SEED / "tables" / "accuracy.csv"
     if table_file.is_file():
         table = {row["model"]: row["accuracy"] for row in csv.DictReader(table_file.open())}
     lines = ["\t".join(("model", "family", "level", *META_KEYS, "table_accuracy"))]
-    checkpoints = sorted((root / "results" / "checkpoints").glob("*.pt"))
+    checkpoints = sorted((root / "results" / PROTOCOL_SEED / "checkpoints").glob("*.pt"))
     for path in checkpoints:
         meta = checkpoint_meta(path, cache)
         values = [meta.get(k, "") for k in ("family", "level", *META_KEYS)]
@@ -150,8 +152,9 @@ def write_gpu(work: Path, out: Path) -> str:
 
 
 def write_logs(root: Path, work: Path, out: Path) -> None:
-    full = [*sorted(work.glob("*.log")), root / "results" / "logs", root / ".snakemake" / "log"]
-    full += [root / "results" / "tables", root / "results" / "report.md"]
+    seed = root / "results" / PROTOCOL_SEED
+    full = [*sorted(work.glob("*.log")), seed / "logs", root / ".snakemake" / "log"]
+    full += [seed / "tables", seed / "report.md"]
     for paths in (full, full[:-4]):  # too large: the stage logs alone
         target = out / "logs.tar.gz.tmp"
         with tarfile.open(target, "w:gz") as tar:

@@ -99,7 +99,7 @@ bench_args() {
 }
 dag() { # dag NAME [overlay]: the preset's DAG, base first, repacked every minute while it runs
   local dag_args=(--workflow-profile profiles/gpu --configfile "$PRESET" $EXTRA_CONFIG "${@:2}"
-                  --keep-going --prioritize results/checkpoints/base.pt)
+                  --keep-going --prioritize results/seed-42/checkpoints/base.pt)
   rm -f "$W/stop"
   # Its own output goes nowhere: a sleep left behind must not hold the caller's pipe open.
   ( n=0; while [[ ! -f $W/stop ]]; do sleep 5; (( ++n % 12 )) || pack; done ) >/dev/null 2>&1 &

@@ -35,6 +35,7 @@ STEPS = {
     "sensitivity": "compreps.analysis.statistics.sensitivity",
     "figures": "compreps.analysis.figures.step",
     "report": "compreps.analysis.report.step",
+    "seeds": "compreps.analysis.seeds.step",
     # workflow
     "check-config": "compreps.checks",
 }
@@ -46,6 +47,7 @@ ANALYSIS_STEPS = (
     "sensitivity",
     "figures",
     "report",
+    "seeds",
 )
 DEBUG_VARIABLE = "COMPREPS_DEBUG"
 

@@ -1,11 +1,11 @@
 rule activations:
     input:
-        checkpoint="results/checkpoints/{model}.pt",
+        checkpoint="results/seed-{seed}/checkpoints/{model}.pt",
         data=rules.prepare_data.output,
     output:
-        "results/activations/{model}.h5",
+        "results/seed-{seed}/activations/{model}.h5",
     log:
-        "results/logs/activations/{model}.log",
+        "results/seed-{seed}/logs/activations/{model}.log",
     conda:
         ENV
     threads: job_threads("activations")
@@ -20,15 +20,15 @@ rule activations:
 
 rule accuracy_table:
     input:
-        expand("results/activations/{model}.h5", model=MODELS),
+        seed_models("results/seed-{seed}/activations/{model}.h5"),
     output:
         report(
-            "results/tables/accuracy.csv",
+            "results/seed-{seed}/tables/accuracy.csv",
             caption="../report/accuracy.rst",
             category="Tables",
         ),
     log:
-        "results/logs/tables/accuracy.log",
+        "results/seed-{seed}/logs/tables/accuracy.log",
     conda:
         ENV
     threads: job_threads("analysis")

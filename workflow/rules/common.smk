@@ -33,8 +33,20 @@ def cli_args(*sections):
 
 
 # Model ids (compreps.core.vocabulary): base and <family>-<level> for every family of the
-# registry (compreps.core.families), e.g. coreset-0.5, prune-0.9, quant-4, nexp-0.1.
+# registry (compreps.core.families), e.g. coreset-0.5, prune-0.9, quant-4, nexp-0.1. Every
+# replicate seed (train.seeds) runs all of them under results/seed-<seed>/ ({seed} wildcard).
 MODELS = vocabulary.model_ids(config)
+SEEDS = config["train"]["seeds"]
+
+
+def per_seed(pattern, **wildcards):
+    """``pattern`` over every seed of train.seeds (and the other wildcards given)."""
+    return expand(pattern, seed=SEEDS, **wildcards)
+
+
+def seed_models(pattern):
+    """``pattern`` over every model of the job's own seed (its {seed} wildcard kept)."""
+    return expand(pattern, seed="{seed}", model=MODELS)
 STRUCTURED_PATTERN = "|".join(vocabulary.STRUCTURED_FAMILIES)
 
 
@@ -45,25 +57,35 @@ def family_args(family):
     return config_arguments({family: options}, family)
 
 
+# each seed's tables (results/seed-<seed>/tables/<name>.csv)
+SEED_TABLES = ("accuracy", "metrics", "correlations", "sensitivity", "findings")
 FIGURE_NAMES = vocabulary.FIGURE_NAMES
 FIGURES = expand(
-    "results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=vocabulary.FIGURE_FORMATS
+    "results/seed-{{seed}}/figures/{name}.{ext}",
+    name=FIGURE_NAMES,
+    ext=vocabulary.FIGURE_FORMATS,
+)
+SEED_FIGURES = expand(
+    "results/figures/{name}.{ext}",
+    name=vocabulary.SEED_FIGURE_NAMES,
+    ext=vocabulary.FIGURE_FORMATS,
 )
 
 
-def figure_outputs():
+def figure_outputs(folder, names, category):
     """The PNGs go into Snakemake's HTML report, each with its one-line caption
     (workflow/report/<figure name>.rst)."""
     outputs = []
-    for name in FIGURE_NAMES:
-        png = f"results/figures/{name}.png"
+    for name in names:
+        png = f"{folder}/{name}.png"
         caption = f"../report/{name}.rst"
-        captioned = report(png, caption=caption, category="Figures")
-        outputs += [captioned, f"results/figures/{name}.pdf"]
+        captioned = report(png, caption=caption, category=category)
+        outputs += [captioned, f"{folder}/{name}.pdf"]
     return outputs
 
 
 wildcard_constraints:
+    seed=r"[0-9]+",
     model=vocabulary.model_id_pattern(),
     family=STRUCTURED_PATTERN,
     level=r"[0-9.]+",
@@ -92,11 +114,24 @@ def job_threads(kind):
     return config["resources"][kind]["threads"]
 
 
+def seed_config_json(seed):
+    """The run configuration of one replicate (train.seeds = [seed]), as JSON."""
+    train = {**config["train"], "seeds": [int(seed)]}
+    return json.dumps({**config, "train": train}, sort_keys=True)
+
+
+def train_args(seed):
+    """The train section's options with ``seed`` as the one seed of the run: the list of
+    replicate seeds is no param of a model job, so adding a seed reruns no other seed's job."""
+    train = {key: value for key, value in config["train"].items() if key != "seeds"}
+    return config_arguments({"train": {**train, "seeds": [seed]}}, "train")
+
+
 # One command for both training rules (base: no --indices).
 TRAIN_COMMAND = (
     "compreps train --model-id {params.model_id} --data {input.data:q} {params.model}"
     " {params.train} --eval-batch-size {params.eval_batch_size} {params.indices}"
-    " --state results/train_state/{params.model_id}.pt --out {output:q} 2> {log:q}"
+    " --state {params.state:q} --out {output:q} 2> {log:q}"
 )
 
 
@@ -104,9 +139,10 @@ def train_params(model_id, indices=""):
     return dict(
         model_id=model_id,
         model=cli_args("model"),
-        train=cli_args("train"),
+        train=train_args("{seed}"),
         eval_batch_size=config["probe"]["batch_size"],
         indices=indices,
+        state=f"results/seed-{{seed}}/train_state/{model_id}.pt",
     )
 
 

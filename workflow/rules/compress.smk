@@ -5,12 +5,12 @@
 
 rule prune:
     input:
-        base="results/checkpoints/base.pt",
+        base="results/seed-{seed}/checkpoints/base.pt",
         data=rules.prepare_data.output,
     output:
-        "results/checkpoints/prune-{ratio}.pt",
+        "results/seed-{seed}/checkpoints/prune-{ratio}.pt",
     log:
-        "results/logs/compress/prune-{ratio}.log",
+        "results/seed-{seed}/logs/compress/prune-{ratio}.log",
     conda:
         ENV
     threads: job_threads("compress")
@@ -27,12 +27,12 @@ rule prune:
 
 rule quantize:
     input:
-        base="results/checkpoints/base.pt",
+        base="results/seed-{seed}/checkpoints/base.pt",
         data=rules.prepare_data.output,
     output:
-        "results/checkpoints/quant-{bits}.pt",
+        "results/seed-{seed}/checkpoints/quant-{bits}.pt",
     log:
-        "results/logs/compress/quant-{bits}.log",
+        "results/seed-{seed}/logs/compress/quant-{bits}.log",
     conda:
         ENV
     threads: job_threads("compress")
@@ -52,12 +52,12 @@ rule quantize:
 # section's options are the params: changing them reruns that family's models only).
 rule compress_structured:
     input:
-        base="results/checkpoints/base.pt",
+        base="results/seed-{seed}/checkpoints/base.pt",
         data=rules.prepare_data.output,
     output:
-        "results/checkpoints/{family}-{level}.pt",
+        "results/seed-{seed}/checkpoints/{family}-{level}.pt",
     log:
-        "results/logs/compress/{family}-{level}.log",
+        "results/seed-{seed}/logs/compress/{family}-{level}.log",
     conda:
         ENV
     threads: job_threads("compress")
@@ -67,7 +67,7 @@ rule compress_structured:
         options=lambda wildcards: family_args(wildcards.family),
         eval_batch_size=config["probe"]["batch_size"],
         # fine-tuning's resume state (finetune_epochs > 0), as training's
-        state="results/train_state/{family}-{level}.pt",
+        state="results/seed-{seed}/train_state/{family}-{level}.pt",
     shell:
         "compreps structured --base {input.base:q} --family {wildcards.family}"
         " --level {wildcards.level} {params.options} --data {input.data:q}"

@@ -37,9 +37,9 @@ rule coreset:
     input:
         data=rules.prepare_data.output,
     output:
-        "results/coresets/coreset-{fraction}.csv",
+        "results/seed-{seed}/coresets/coreset-{fraction}.csv",
     log:
-        "results/logs/coreset/coreset-{fraction}.log",
+        "results/seed-{seed}/logs/coreset/coreset-{fraction}.log",
     conda:
         ENV
     threads: job_threads("analysis")
@@ -49,10 +49,9 @@ rule coreset:
         # the study's class-stratified random method (the coreset family; coreset.methods
         # names it random): a constant, so other methods in the list rerun nothing here
         method="random",
-        seed=config["train"]["seed"],
     shell:
         "compreps coreset --data {input.data:q} --fraction {wildcards.fraction}"
-        " --coreset-method {params.method} --train-seed {params.seed} --out {output:q} 2> {log:q}"
+        " --coreset-method {params.method} --train-seed {wildcards.seed} --out {output:q} 2> {log:q}"
 
 
 # The other coreset methods (families coreset_<method>, run when coreset.methods lists them)
@@ -79,7 +78,8 @@ rule coreset_scores:
         **job_resources("train", gpu=True),
     params:
         model=cli_args("model"),
-        train=cli_args("train"),
+        # its own seed: the selection run is shared by every replicate seed
+        train=train_args(config["coreset"]["selection_seed"]),
         epochs=config["coreset"]["selection_epochs"],
         seed=config["coreset"]["selection_seed"],
         eval_batch_size=config["probe"]["batch_size"],
@@ -96,9 +96,9 @@ rule coreset_method:
         scores=rules.coreset_scores.output.scores,
         embeddings=rules.coreset_scores.output.embeddings,
     output:
-        "results/coresets/coreset_{method}-{fraction}.csv",
+        "results/seed-{seed}/coresets/coreset_{method}-{fraction}.csv",
     log:
-        "results/logs/coreset/coreset_{method}-{fraction}.log",
+        "results/seed-{seed}/logs/coreset/coreset_{method}-{fraction}.log",
     wildcard_constraints:
         method=CORESET_METHODS,
     conda:
@@ -107,11 +107,10 @@ rule coreset_method:
     resources:
         **job_resources("analysis"),
     params:
-        seed=config["train"]["seed"],
         options=coreset_method_args,
     shell:
         "compreps coreset --data {input.data:q} --fraction {wildcards.fraction}"
-        " --coreset-method {wildcards.method} --train-seed {params.seed} {params.options}"
+        " --coreset-method {wildcards.method} --train-seed {wildcards.seed} {params.options}"
         " --scores {input.scores:q} --embeddings {input.embeddings:q} --out {output:q}"
         " 2> {log:q}"
 
@@ -124,17 +123,19 @@ CORESET_MODELS = [
     if families.coreset_method(vocabulary.parse_model_id(model)[0]) is not None
 ]
 # the report's class-balance section reads it when the run has coreset models
-BALANCE_TABLE = ["results/tables/coreset_balance.csv"] if CORESET_MODELS else []
+BALANCE_TABLE = ["results/seed-{seed}/tables/coreset_balance.csv"] if CORESET_MODELS else []
 
 
 rule coreset_balance:
     input:
         data=rules.prepare_data.output,
-        selections=expand("results/coresets/{model}.csv", model=CORESET_MODELS),
+        selections=expand(
+            "results/seed-{{seed}}/coresets/{model}.csv", model=CORESET_MODELS
+        ),
     output:
-        "results/tables/coreset_balance.csv",
+        "results/seed-{seed}/tables/coreset_balance.csv",
     log:
-        "results/logs/coreset/balance.log",
+        "results/seed-{seed}/logs/coreset/balance.log",
     conda:
         ENV
     threads: job_threads("analysis")

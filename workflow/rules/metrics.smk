@@ -1,15 +1,16 @@
-# Analysis rules: cheap, so they carry a hash of the code they run (CODE_MODULES, common.smk).
-# They read only the dumps (results/activations/*.h5) and the tables.
+# Analysis rules: cheap, so they carry a hash of the code they run (code_hash, common.smk).
+# They read only the dumps (results/seed-<seed>/activations/*.h5) and the tables; each seed
+# has its own (results/seed-<seed>/tables/).
 
 
 rule model_metrics:
     input:
-        base_dump="results/activations/base.h5",
-        dump="results/activations/{model}.h5",
+        base_dump="results/seed-{seed}/activations/base.h5",
+        dump="results/seed-{seed}/activations/{model}.h5",
     output:
-        "results/metrics/{model}.csv",
+        "results/seed-{seed}/metrics/{model}.csv",
     log:
-        "results/logs/metrics/{model}.log",
+        "results/seed-{seed}/logs/metrics/{model}.log",
     conda:
         ENV
     threads: job_threads("analysis")
@@ -25,15 +26,15 @@ rule model_metrics:
 
 rule metrics_table:
     input:
-        expand("results/metrics/{model}.csv", model=MODELS),
+        seed_models("results/seed-{seed}/metrics/{model}.csv"),
     output:
         report(
-            "results/tables/metrics.csv",
+            "results/seed-{seed}/tables/metrics.csv",
             caption="../report/metrics.rst",
             category="Tables",
         ),
     log:
-        "results/logs/tables/metrics.log",
+        "results/seed-{seed}/logs/tables/metrics.log",
     conda:
         ENV
     threads: job_threads("analysis")
@@ -47,16 +48,16 @@ rule metrics_table:
 
 rule correlations:
     input:
-        metrics="results/tables/metrics.csv",
-        accuracy="results/tables/accuracy.csv",
+        metrics="results/seed-{seed}/tables/metrics.csv",
+        accuracy="results/seed-{seed}/tables/accuracy.csv",
     output:
         report(
-            "results/tables/correlations.csv",
+            "results/seed-{seed}/tables/correlations.csv",
             caption="../report/correlations.rst",
             category="Tables",
         ),
     log:
-        "results/logs/tables/correlations.log",
+        "results/seed-{seed}/logs/tables/correlations.log",
     conda:
         ENV
     threads: job_threads("analysis")
@@ -72,16 +73,16 @@ rule correlations:
 
 rule sensitivity:
     input:
-        metrics="results/tables/metrics.csv",
-        accuracy="results/tables/accuracy.csv",
+        metrics="results/seed-{seed}/tables/metrics.csv",
+        accuracy="results/seed-{seed}/tables/accuracy.csv",
     output:
         report(
-            "results/tables/sensitivity.csv",
+            "results/seed-{seed}/tables/sensitivity.csv",
             caption="../report/sensitivity.rst",
             category="Tables",
         ),
     log:
-        "results/logs/tables/sensitivity.log",
+        "results/seed-{seed}/logs/tables/sensitivity.log",
     conda:
         ENV
     threads: job_threads("analysis")

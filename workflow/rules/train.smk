@@ -1,6 +1,7 @@
 # Training rules carry no code hash: a retrain is asked for explicitly with --forcerun.
-# Their params are the config keys training uses (model, train, probe.batch_size for the test
-# accuracy); the coreset fractions list is not one of them, so adding a fraction retrains nothing.
+# Their params are the config keys training uses (model, train but its seed list, the job's
+# seed, probe.batch_size for the test accuracy; coreset.init for coreset models); the coreset
+# fractions and the other seeds are not among them, so adding either retrains nothing.
 
 if config["base_checkpoint"]:
 
@@ -9,9 +10,9 @@ if config["base_checkpoint"]:
             source=config["base_checkpoint"],
             data=rules.prepare_data.output,
         output:
-            "results/checkpoints/base.pt",
+            "results/seed-{seed}/checkpoints/base.pt",
         log:
-            "results/logs/train/base.log",
+            "results/seed-{seed}/logs/train/base.log",
         conda:
             ENV
         threads: job_threads("compress")
@@ -30,9 +31,9 @@ else:
         input:
             data=rules.prepare_data.output,
         output:
-            "results/checkpoints/base.pt",
+            "results/seed-{seed}/checkpoints/base.pt",
         log:
-            "results/logs/train/base.log",
+            "results/seed-{seed}/logs/train/base.log",
         conda:
             ENV
         threads: job_threads("train")
@@ -49,11 +50,11 @@ else:
 rule train_coreset:
     input:
         data=rules.prepare_data.output,
-        indices="results/coresets/{coreset}-{fraction}.csv",
+        indices="results/seed-{seed}/coresets/{coreset}-{fraction}.csv",
     output:
-        "results/checkpoints/{coreset}-{fraction}.pt",
+        "results/seed-{seed}/checkpoints/{coreset}-{fraction}.pt",
     log:
-        "results/logs/train/{coreset}-{fraction}.log",
+        "results/seed-{seed}/logs/train/{coreset}-{fraction}.log",
     wildcard_constraints:
         coreset="|".join(
             f for f in vocabulary.COMPRESSED_FAMILIES if families.coreset_method(f)
@@ -66,7 +67,8 @@ rule train_coreset:
     params:
         **train_params(
             "{coreset}-{fraction}",
-            "--indices results/coresets/{coreset}-{fraction}.csv",
+            "--indices results/seed-{seed}/coresets/{coreset}-{fraction}.csv"
+            " --coreset-init " + config["coreset"]["init"],
         ),
     shell:
         TRAIN_COMMAND

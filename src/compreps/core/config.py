@@ -329,11 +329,17 @@ def _base_checkpoint(config: Mapping, verify_base: Callable | None = None) -> Pr
         yield ("base_checkpoint",), f"= {base!r}: {err}"
 
 
+def _seeds(config: Mapping) -> Problems:
+    if config["base_checkpoint"] and len(seeds := config["train"]["seeds"]) > 1:
+        yield ("train", "seeds"), f"= {seeds}: base_checkpoint gives one base, so one seed"
+
+
 # check -> the config keys it reads; it runs only when the schema accepts all of them
 SEMANTIC_CHECKS: tuple[tuple[Callable[[Mapping], Problems], tuple[Key, ...]], ...] = (
     (_reps_weights, (("metrics", "reps", "weights"),)),
     (_families, (("families",), ("coreset", "methods"), *LEVEL_SOURCES.values())),
     (_grid_step, (("sensitivity", "grid_step"),)),
+    (_seeds, (("train", "seeds"), ("base_checkpoint",))),
     (_data, (("data",), ("probe", "size"))),
     (_base_checkpoint, (("base_checkpoint",), ("model",), ("data", "dataset"))),
 )

@@ -47,11 +47,17 @@ class TrainSettings:
     momentum: float  # SGD momentum
     weight_decay: float  # L2 penalty
     schedule: str  # cosine | constant
-    seed: int  # also seeds the coreset selection
+    seeds: tuple[int, ...]  # replicate seeds: one whole run (base, coresets, compressed) each
     precision: str  # auto | fp32 | bf16
     compile: str  # auto | true | false: torch.compile the model (auto = on CUDA only)
     deterministic: bool  # deterministic kernels on CUDA (CPU training is always deterministic)
     state_interval_s: float  # seconds between resume-state saves (0 = every epoch)
+
+    @property
+    def seed(self) -> int:  # of one replicate run: a model step is given its own seed only
+        if len(self.seeds) != 1:
+            raise CompRepsError(f"one run trains with one seed, got train.seeds {self.seeds}")
+        return self.seeds[0]
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ class CoresetSettings:
     fractions: tuple[float, ...]  # one coreset model per method each
     class_balanced: bool  # the non-random methods select within each class, random's counts
     selection_epochs: int  # epochs of the selection run (scores, embeddings)
-    selection_seed: int  # its seed, not train.seed: the selection model is not the base
+    selection_seed: int  # its seed, not train.seeds: the selection model is not the base
+    init: str  # shared (a coreset model starts from its seed's base initial weights) | independent
     ccs_score: str  # the score CCS stratifies: forgetting | el2n | aum
     ccs_beta: float  # CCS hard cut-off: fraction of the hardest examples dropped first
     ccs_strata: int  # CCS: equal-width score strata

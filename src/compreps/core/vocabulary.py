@@ -152,6 +152,8 @@ CORRELATION_COLUMNS = (
 )
 SENSITIVITY_WEIGHT_COLUMNS = tuple(f"w_{key}" for key in REPS_WEIGHT_KEYS)
 SENSITIVITY_COLUMNS = ("config", *SENSITIVITY_WEIGHT_COLUMNS, "n", *COEFFICIENTS)
+# results/seed-<seed>/tables/findings.csv: each claim's verdict on one seed's run (report step)
+FINDING_COLUMNS = ("id", "claim", "verdict", "run", "reason")
 # Correlation scopes: every compressed model ("all"); the paper's three families ("paper": the 24
 # models of its Tables 2 and 3, a scope of its own only when the run has other families too);
 # then each family alone.
@@ -187,3 +189,11 @@ FIGURE_NAMES = (
     "correlation_forest",
 )
 FIGURE_FORMATS = ("png", "pdf")
+
+# --------------------------------------------------------------------------- seeds
+# The across-seed summary (step ``seeds``: results/figures/<name>.png|pdf over every seed).
+SEED_FIGURE_NAMES = (
+    "seeds_accuracy_vs_level",
+    "seeds_correlation_spread",
+    "seeds_metric_vs_accuracy",
+)

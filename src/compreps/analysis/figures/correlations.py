@@ -31,7 +31,7 @@ def table2_metrics(correlations: pd.DataFrame) -> list[str]:
     return [key for key in dict.fromkeys(keys) if key in present]
 
 
-def _drop_table(metrics: pd.DataFrame, accuracy: pd.DataFrame, scope: str) -> pd.DataFrame:
+def drop_table(metrics: pd.DataFrame, accuracy: pd.DataFrame, scope: str) -> pd.DataFrame:
     """Model-level rows of the scope's compressed models with their accuracy drop."""
     rows = model_rows(metrics)
     rows = rows[rows["family"].isin(scope_families(scope, rows["family"].unique()))]
@@ -71,7 +71,7 @@ def plot_metric_vs_accuracy(
     scope = comparable_scope(correlations["scope"])
     corr = correlations[correlations["scope"] == scope].set_index("metric")
     names = table2_metrics(correlations)
-    rows = _drop_table(metrics, accuracy, scope)
+    rows = drop_table(metrics, accuracy, scope)
     nrows = max(1, math.ceil(len(names) / NCOLS))
     fig, axes = plt.subplots(
         nrows, NCOLS, figsize=(3.0 * NCOLS, 2.7 * nrows), sharey=True, squeeze=False

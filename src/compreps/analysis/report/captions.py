@@ -32,6 +32,28 @@ CAPTIONS = {
     "with the paper's printed value beside every row (sources listed), each claim tested on "
     "this run (holds / does not hold / undecided, with its test), the figures, the "
     "configuration and the software versions.",
+    # across seeds (step ``seeds``)
+    "seeds_accuracy": "Test accuracy across the replicate seeds (``train.seeds``): per model, "
+    "the seeds that have it (``n_seeds``) and the mean, sample standard deviation (ddof = 1; "
+    "empty with one seed), minimum and maximum over the seeds of its accuracy "
+    "(``accuracy_mean, accuracy_sd, accuracy_min, accuracy_max``) and of its drop from its "
+    "seed's base (``drop_*``).",
+    "seeds_correlations": "Table 2 across seeds, long format: per metric, scope, target and "
+    "coefficient (PLCC, SRCC, KRCC, and the partial PLCC and SRCC controlling for family), "
+    "the seeds with a defined coefficient (``n_seeds``) and their mean, sample standard "
+    "deviation, minimum and maximum.",
+    "seeds_sensitivity": "Table 3 across seeds: per named REPS weight configuration and "
+    "coefficient (PLCC, SRCC, KRCC), the seeds with a value (``n_seeds``) and their mean, "
+    "sample standard deviation, minimum and maximum (the simplex grid is left out).",
+    "seeds_findings": "Each claim's verdict on every seed (``per_seed``) and across seeds: "
+    "holds (does not hold) only when every seed's own test holds (does not hold), so the "
+    "effect exceeds the seed-to-seed range as well as each run's own test; not in this run "
+    "when no seed has it; otherwise undecided, the reason naming the seeds of each verdict.",
+    "seeds_report": "The across-seed report: what a seed replicates, the coreset "
+    "initialisation, every model's accuracy and every Table 2 metric's PLCC and SRCC on each "
+    "seed with their mean, standard deviation and range, Table 3's named configurations on "
+    "each seed, each claim's verdict per seed and combined, the across-seed figures and links "
+    "to each seed's full report.",
     # figures
     "fig1_weight_histograms": "Fig. 1: weight histograms (all Conv2d + Linear weights) of "
     "ORG, C50, P50 and Q4, 256 bins, log counts.",
@@ -62,6 +84,19 @@ CAPTIONS = {
     "correlation_forest": "This run's PLCC of each Table 2 metric with accuracy (= −drop) and "
     "its bootstrap interval (black), its partial PLCC controlling for family (open blue "
     "circle), and the paper's PLCC (red diamond, Table 2 of 000).",
+    # across seeds (step ``seeds``)
+    "seeds_accuracy_vs_level": "Test accuracy against compression level across seeds, one "
+    "panel per family: each seed's accuracy (open marker, one shape per seed, in the family's "
+    "colour) and the mean over the seeds (line); the dashed line is the base's mean over the "
+    "seeds, the grey band its range over the seeds.",
+    "seeds_correlation_spread": "Left: each Table 2 metric's PLCC with accuracy (= −drop) over "
+    "the models set beside the paper, on every seed (one marker and colour per seed), with the "
+    "mean ± sd over the seeds (black); right: each seed's PLCC minus that mean, on its own "
+    "scale, so the seed-to-seed spread is visible.",
+    "seeds_metric_vs_accuracy": "Every Table 2 metric against the accuracy drop over the "
+    "models set beside the paper, one mark per model and seed (marker shape per seed, colour "
+    "per family); r is Pearson's against the drop (= −Table 2's PLCC), mean ± sd over the "
+    "seeds.",
 }
 
 

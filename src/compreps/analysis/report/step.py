@@ -39,6 +39,7 @@ from compreps.core.vocabulary import (
     ACCURACY_COLUMNS,
     CORRELATION_COLUMNS,
     FIGURE_NAMES,
+    FINDING_COLUMNS,
     METRIC_COLUMNS,
     MODEL_LAYER,
     SENSITIVITY_COLUMNS,
@@ -186,11 +187,12 @@ def metrics_section(metrics: pd.DataFrame) -> str:
 PAPER_REPS_WEIGHTS = "(" + ", ".join(f"{w:g}" for w in PROTOCOL["reps_weights"].value) + ")"
 
 
-def figures_section(figures: list[Path], out: Path) -> str:
-    """Links to the figure PNGs given (``--figures``), each with its caption and PDF link."""
+def figures_section(figures: list[Path], out: Path, names=FIGURE_NAMES) -> str:
+    """Links to the figure PNGs given (``--figures``) of the figures ``names``, each with its
+    caption and PDF link."""
     given = {path.name: path for path in figures}
     lines = ["## Figures\n"]
-    for name in FIGURE_NAMES:
+    for name in names:
         caption = CAPTIONS[name]
         png = given.get(f"{name}.png")
         if png is None or not png.is_file():
@@ -284,12 +286,15 @@ def write_report(
     dataset: str | os.PathLike | None = None,
     dumps: list[str | os.PathLike] | None = None,
     balance: str | os.PathLike | None = None,
+    findings_out: str | os.PathLike | None = None,
 ) -> Path:
     """Write the Markdown report to ``out`` (atomically) and return its path. ``figures``: the
     figure files (PNG and PDF); ``dataset``: the ``prepare-data`` summary (training-set size
     for the scale banner; None: unknown); ``dumps``: the activation files (per-image
     predictions for the McNemar tests; None: those claims are not in this run); ``balance``: the
-    coreset selections' class balance (``coreset-balance``; None: no coreset models)."""
+    coreset selections' class balance (``coreset-balance``; None: no coreset models);
+    ``findings_out``: where to write each claim's verdict as a table (the ``seeds`` step
+    combines the seeds' tables; None: not written)."""
     out = Path(out)
     paper = PaperCells()
     accuracy = read_table(accuracy, "accuracy table", ACCURACY_COLUMNS, leading=True)
@@ -318,9 +323,21 @@ def write_report(
         paper.section(),
     ]
     text = "\n".join(section for section in sections if section)
+    if findings_out is not None:
+        write_findings_table(found, findings_out)
     with atomic_write(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return out
+
+
+def write_findings_table(found, out: str | os.PathLike) -> None:
+    """Each claim's verdict, its deciding numbers and its test (:data:`FINDING_COLUMNS`)."""
+    table = pd.DataFrame(
+        [[item.id, item.claim, item.verdict, item.run, item.reason] for item in found],
+        columns=list(FINDING_COLUMNS),
+    )
+    with atomic_write(out) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def main(argv: list[str]) -> int:
@@ -331,6 +348,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dataset", help="the prepare-data summary (results/data/dataset.json)")
     parser.add_argument("--dumps", nargs="*", help="results/activations/*.h5 (McNemar tests)")
     parser.add_argument("--coreset-balance", nargs="*", help="results/tables/coreset_balance.csv")
+    parser.add_argument("--findings-out", help="results/seed-<seed>/tables/findings.csv")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])
     try:
@@ -348,6 +366,7 @@ def main(argv: list[str]) -> int:
         args.dataset,
         args.dumps,
         (args.coreset_balance or [None])[0],
+        args.findings_out,
     )
     log(f"report: wrote {path}")
     return 0

@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
     train = dataclasses.replace(
         from_arguments(TrainSettings, args),
         epochs=args.coreset_selection_epochs,
-        seed=args.coreset_selection_seed,
+        seeds=(args.coreset_selection_seed,),
     )
     data = load_prepared(args.data, splits=("train",))
     table, embeddings = run_selection(

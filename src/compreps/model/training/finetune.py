@@ -42,6 +42,9 @@ def finetune_settings(base_train: dict[str, Any], epochs: int) -> TrainSettings:
     """The base's ``train`` settings (from its checkpoint meta) with ``epochs`` fine-tuning
     epochs; no torch.compile (a pruned model's shapes are its own, compiling rarely pays)."""
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    base_train = dict(base_train)
+    if "seeds" not in base_train and "seed" in base_train:  # a base trained before train.seeds
+        base_train["seeds"] = (base_train["seed"],)
     missing = fields - set(base_train)
     if missing:
         raise CompRepsError(
@@ -49,6 +52,7 @@ def finetune_settings(base_train: dict[str, Any], epochs: int) -> TrainSettings:
             "takes the base's learning rate and schedule (an imported base has none)"
         )
     values = {key: base_train[key] for key in fields}
+    values["seeds"] = tuple(values["seeds"])
     return TrainSettings(**{**values, "epochs": int(epochs), "compile": "false"})
 
 

@@ -40,10 +40,11 @@ def training_fingerprint(
     labels: torch.Tensor,
     device: torch.device,
     precision: str,
+    init_seed: int | None = None,
 ) -> str:
     """sha256 over everything that shapes the weights: model and training settings, dataset
-    name, the training indices, the training images and labels themselves, device type and
-    precision."""
+    name, the training indices, the training images and labels themselves, device type,
+    precision and an initialisation seed of its own (``init_seed``; None: the train seed)."""
     digest = hashlib.sha256()
     header = {
         "format": STATE_FORMAT,
@@ -55,6 +56,8 @@ def training_fingerprint(
         "device_type": device.type,
         "precision": precision,
     }
+    if init_seed is not None:
+        header["init_seed"] = init_seed
     digest.update(json.dumps(header, sort_keys=True).encode())
     digest.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
     digest.update(images.contiguous().numpy().tobytes())

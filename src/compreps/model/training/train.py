@@ -29,6 +29,7 @@ import math
 import os
 import random
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,11 @@ def start_run(
     device,
     precision: str,
     compile_model: bool = False,
+    init_seed: int | None = None,
 ) -> Run:
     seed_everything(train.seed)
+    if init_seed is not None:
+        torch.manual_seed(init_seed)  # initial weights of their own; data order stays seeded
     # The whole (subset of the) training set stays on the device as uint8.
     images, labels = images.to(device), labels.to(device)
     network = build_model(model.arch, model.width, images.shape[1], len(data.classes)).to(device)
@@ -178,21 +182,27 @@ def train_epoch(run: Run, batch_size: int, show_progress: bool) -> tuple[float, 
     return loss_total / seen, correct_total / seen, seen / (time.perf_counter() - epoch_start)
 
 
-def _start(data, model, train, indices, device, out, model_id, state_path):
+def _start(data, model, train, indices, device, out, model_id, state_path, init_seed=None):
     """Precision, compile, the training subset and the run, resumed from a matching state."""
     precision, precision_reason = resolve_precision(train.precision, device)
     compile_model = resolve_compile(train.compile, device)
     if compile_model and out is not None:
-        # results/checkpoints/<id>.pt -> results/inductor_cache, shared by all training jobs
-        share_inductor_cache(Path(out).resolve().parent.parent / "inductor_cache")
+        # results/seed-<seed>/checkpoints/<id>.pt -> results/inductor_cache, shared by all
+        # training jobs of every seed
+        results = Path(out).resolve().parent.parent
+        share_inductor_cache(
+            results.parent / "inductor_cache"
+            if results.name.startswith("seed-")
+            else results / "inductor_cache"
+        )
     if train.epochs < 1 or train.batch_size < 1:
         raise CompRepsError("epochs and batch size must be at least 1")
     indices, images, labels = training_subset(data, indices)
     fingerprint = training_fingerprint(
-        model, train, data.name, indices, images, labels, device, precision
+        model, train, data.name, indices, images, labels, device, precision, init_seed
     )
     configure_determinism(device, train.deterministic)
-    run = start_run(data, model, train, images, labels, device, precision, compile_model)
+    run = start_run(data, model, train, images, labels, device, precision, compile_model, init_seed)
     state = load_matching_state(state_path, fingerprint)
     if state is not None:
         run.epoch, run.previous_wall_s = restore_state(state, run.parts(), run.generator)
@@ -207,6 +217,7 @@ def _start(data, model, train, indices, device, out, model_id, state_path):
     run.setup = dict(precision=precision, precision_reason=precision_reason)
     run.setup.update(compiled=compile_model, fingerprint=fingerprint, n_train=len(indices))
     run.setup["in_channels"] = images.shape[1]
+    run.setup["init_seed"] = train.seed if init_seed is None else init_seed
     return run
 
 
@@ -258,6 +269,7 @@ def _training_meta(run, data, model, train, device, model_id, eval_batch_size, m
         test_accuracy=measured["test_accuracy"],
         wall_time_s=measured["wall_time_s"],
         seed=train.seed,
+        init_seed=setup["init_seed"],
         epochs=train.epochs,
         train_loss=measured["train_loss"],
         train_accuracy=measured["train_accuracy"],
@@ -285,6 +297,7 @@ def train_model(
     out: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
     show_progress: bool = True,
+    init_seed: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``model`` on ``data`` (an :class:`~compreps.model.data.image_data.ImageData`),
     optionally on the training subset ``indices``; returns ``(model in eval mode, meta)``.
@@ -292,11 +305,12 @@ def train_model(
     With ``state_path`` the state is saved at the first epoch end ``train.state_interval_s``
     seconds after the last save (never after the last epoch: the checkpoint follows) and a
     matching saved state is resumed. With ``out`` the checkpoint is written and the state file
-    deleted afterwards.
+    deleted afterwards. ``init_seed``: initial weights drawn with a seed of their own (a
+    coreset model under ``coreset.init: independent``); None draws them with ``train.seed``.
     """
     started = time.perf_counter()
     device = torch.device(device) if device is not None else pick_device()
-    run = _start(data, model, train, indices, device, out, model_id, state_path)
+    run = _start(data, model, train, indices, device, out, model_id, state_path, init_seed)
     loss, train_accuracy = _epochs(run, train, model_id, state_path, started, show_progress)
     network = run.ctx.model.eval()
     setup = run.setup
@@ -327,6 +341,12 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--eval-batch-size", required=True, type=int)
     parser.add_argument("--indices", help="coreset CSV (index,label); without it: all images")
     parser.add_argument("--state", help="resume state file (every train.state_interval_s)")
+    parser.add_argument(
+        "--coreset-init",
+        choices=("shared", "independent"),
+        default="shared",
+        help="a coreset model's initial weights: its seed's base's (shared) or its own",
+    )
     parser.add_argument("--out", required=True)
     return parser
 
@@ -346,15 +366,25 @@ def main(argv: list[str]) -> int:
     if args.eval_batch_size < 1:
         raise CompRepsError(f"--eval-batch-size must be >= 1, got {args.eval_batch_size}")
     indices = read_coreset(args.indices) if args.indices else None
+    train = from_arguments(TrainSettings, args)
     train_model(
         load_prepared(args.data, splits=("train", "test")),
         from_arguments(ModelSettings, args),
-        from_arguments(TrainSettings, args),
+        train,
         model_id=args.model_id,
         eval_batch_size=args.eval_batch_size,
         indices=indices,
         indices_path=args.indices,
         state_path=args.state,
         out=args.out,
+        init_seed=independent_init_seed(train.seed, args.model_id)
+        if args.coreset_init == "independent" and family != "base"
+        else None,
     )
     return 0
+
+
+def independent_init_seed(seed: int, model_id: str) -> int:
+    """The initialisation seed of a model that does not share its base's initial weights:
+    a 31-bit hash of the replicate seed and the model id (stable across machines)."""
+    return zlib.crc32(f"{seed}/{model_id}".encode()) & 0x7FFFFFFF
