@@ -10,6 +10,29 @@ DEMO = "presets/demo.yaml"
 # (name, overlay: a dict, or YAML text written verbatim, exact first line of the message)
 BAD_CONFIGS = [
     (
+        "seeds-repeated",
+        {"train": {"seeds": [42, 42]}},
+        "bad.yaml: config key train/seeds: values must be unique, got [42, 42]",
+    ),
+    (
+        "seeds-empty",
+        {"train": {"seeds": []}},
+        "bad.yaml: config key train/seeds: [] should be non-empty",
+    ),
+    (
+        "seed-before-seed-lists",
+        {"train": {"seed": 42}},
+        "bad.yaml: config key train/seed: Additional properties are not allowed ('seed' was "
+        "unexpected); allowed keys: batch_size, compile, deterministic, epochs, lr, momentum, "
+        "precision, schedule, seeds,",
+    ),
+    (
+        "coreset-init-unknown",
+        {"coreset": {"init": "mine"}},
+        "bad.yaml: config key coreset/init = 'mine' is not allowed; allowed: one of: shared, "
+        "independent",
+    ),
+    (
         "coreset-empty",
         {"coreset": {"fractions": []}},
         "bad.yaml: config key coreset/fractions is empty: list at least one level, or drop "
@@ -246,20 +269,20 @@ FIX_DATA = (
 )
 FILE_FAULTS = [
     (
-        "`results/checkpoints/<id>.pt`",
+        "`results/seed-<seed>/checkpoints/<id>.pt`",
         "one byte inverted in a stored tensor record (20 seeded positions)",
         "`<path> is truncated or corrupt (tensor data differ from the content hash in its meta). "
         "Delete it and rerun the workflow; Snakemake's rule '<rule>' rebuilds it …`",
         "test_faults.py::test_flipped_byte_in_a_checkpoint_is_an_error",
     ),
     (
-        "`results/checkpoints/<id>.pt`",
+        "`results/seed-<seed>/checkpoints/<id>.pt`",
         "truncated / not a checkpoint",
         "`<path> is truncated or corrupt (torch.load failed: <error type>). …`",
         "test_models.py::test_truncated_checkpoint_names_file_and_rule",
     ),
     (
-        "`results/activations/<id>.h5`",
+        "`results/seed-<seed>/activations/<id>.h5`",
         "one byte inverted inside a data chunk (20 seeded positions; Fletcher-32 on every chunk)",
         "`<path> is truncated or corrupt (…). Delete it and rerun the workflow; Snakemake's rule "
         "'activations' rebuilds it …`",
@@ -328,21 +351,21 @@ FILE_FAULTS = [
         "test_integrity.py::test_base_checkpoint_with_nan_weights_is_stopped_at_the_config_check",
     ),
     (
-        "`results/checkpoints/<id>.pt`",
+        "`results/seed-<seed>/checkpoints/<id>.pt`",
         "a training or compression produced NaN/Inf weights",
         "`<path> not written: its weights are not finite (tensor <name> holds …): the step "
         "diverged or started from non-finite weights; …`",
         "test_integrity.py::test_a_checkpoint_with_non_finite_weights_is_never_written",
     ),
     (
-        "`results/checkpoints/<id>.pt`",
+        "`results/seed-<seed>/checkpoints/<id>.pt`",
         "holds NaN/Inf weights (content hash intact)",
         "`<path>: its weights are not finite (tensor <name> holds …); delete it and rerun rule "
         "'<rule>' from finite weights`",
         "test_integrity.py::test_a_checkpoint_with_non_finite_weights_is_refused_on_load",
     ),
     (
-        "`results/activations/<id>.h5`",
+        "`results/seed-<seed>/activations/<id>.h5`",
         "NaN/Inf in the logits, a layer or a weight (on write, or found on read)",
         "`<path> not written: layer <name> holds <n> NaN and <m> Inf of <k> values (model <id>): "
         "…` / `<path>: layer <name> holds …; no metric is computed on it. …`",

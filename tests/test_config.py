@@ -166,6 +166,22 @@ def test_base_checkpoint_that_does_not_fit_the_model(base_config, tmp_path):
     assert "base_checkpoint" in message and "does not fit" in message and "64" in message
 
 
+def test_a_base_checkpoint_is_one_seed(base_config, tmp_path):
+    """An imported base is one network: several replicate seeds would all analyse it."""
+    import torch
+
+    from compreps.model.networks import build_model
+
+    path = tmp_path / "base.pt"
+    torch.save(build_model("resnet18", 64, 3, 10).state_dict(), path)
+    config = with_value(base_config, "base_checkpoint", str(path))
+    assert problems(config) == ""
+    message = problems(with_value(config, "train/seeds", [1, 2]))
+    assert message.count("\n") == 0 and "train/seeds = [1, 2]" in message
+    assert "one seed" in message
+    assert problems(with_value(base_config, "train/seeds", [1, 2])) == ""  # trained bases
+
+
 def test_valid_config_has_no_schema_errors(base_config):
     assert schema_errors(base_config) == []
 

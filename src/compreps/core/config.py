@@ -339,9 +339,9 @@ SEMANTIC_CHECKS: tuple[tuple[Callable[[Mapping], Problems], tuple[Key, ...]], ..
     (_reps_weights, (("metrics", "reps", "weights"),)),
     (_families, (("families",), ("coreset", "methods"), *LEVEL_SOURCES.values())),
     (_grid_step, (("sensitivity", "grid_step"),)),
-    (_seeds, (("train", "seeds"), ("base_checkpoint",))),
     (_data, (("data",), ("probe", "size"))),
     (_base_checkpoint, (("base_checkpoint",), ("model",), ("data", "dataset"))),
+    (_seeds, (("train", "seeds"), ("base_checkpoint",))),
 )
 
 

@@ -105,12 +105,13 @@ def coefficient_table(values: pd.DataFrame, key: str, names: list[str], seeds, c
 
 def correlation_section(values: pd.DataFrame, seeds, scope: str) -> str:
     frame = values[values["scope"] == scope]
-    names = table2_metrics(frame)
+    paper = table2_metrics(frame)  # the paper's rows first, then the run's other metrics
+    names = paper + [name for name in dict.fromkeys(frame["metric"]) if name not in paper]
     if not names:
         return "## Table 2 across seeds\n\nNo Table 2 metric in the seeds' correlation tables.\n"
     parts = [
         "## Table 2 across seeds\n\n"
-        f"Each Table 2 metric's coefficient with accuracy (= −drop) over the models of scope "
+        f"Each metric's coefficient with accuracy (= −drop) over the models of scope "
         f"`{scope}` (the scope set beside the paper), on every seed (`tables/"
         "seeds_correlations.csv` has every scope and the partial coefficients).\n"
     ]
