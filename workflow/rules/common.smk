@@ -47,6 +47,8 @@ def per_seed(pattern, **wildcards):
 def seed_models(pattern):
     """``pattern`` over every model of the job's own seed (its {seed} wildcard kept)."""
     return expand(pattern, seed="{seed}", model=MODELS)
+
+
 STRUCTURED_PATTERN = "|".join(vocabulary.STRUCTURED_FAMILIES)
 
 
@@ -122,7 +124,8 @@ def seed_config_json(seed):
 
 def train_args(seed):
     """The train section's options with ``seed`` as the one seed of the run: the list of
-    replicate seeds is no param of a model job, so adding a seed reruns no other seed's job."""
+    replicate seeds is no param of a model job, so adding a seed reruns no other seed's job.
+    """
     train = {key: value for key, value in config["train"].items() if key != "seeds"}
     return config_arguments({"train": {**train, "seeds": [seed]}}, "train")
 

@@ -123,7 +123,9 @@ CORESET_MODELS = [
     if families.coreset_method(vocabulary.parse_model_id(model)[0]) is not None
 ]
 # the report's class-balance section reads it when the run has coreset models
-BALANCE_TABLE = ["results/seed-{seed}/tables/coreset_balance.csv"] if CORESET_MODELS else []
+BALANCE_TABLE = (
+    ["results/seed-{seed}/tables/coreset_balance.csv"] if CORESET_MODELS else []
+)
 
 
 rule coreset_balance:
