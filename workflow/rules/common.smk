@@ -127,24 +127,26 @@ def train_args(seed):
     replicate seeds is no param of a model job, so adding a seed reruns no other seed's job.
     """
     train = {key: value for key, value in config["train"].items() if key != "seeds"}
-    return config_arguments({"train": {**train, "seeds": [seed]}}, "train")
+    return f"{config_arguments({'train': train}, 'train')} --train-seeds {seed}"
 
 
 # One command for both training rules (base: no --indices).
 TRAIN_COMMAND = (
     "compreps train --model-id {params.model_id} --data {input.data:q} {params.model}"
-    " {params.train} --eval-batch-size {params.eval_batch_size} {params.indices}"
+    " {params.train} --eval-batch-size {params.eval_batch_size} {params.indices} {params.init}"
     " --state {params.state:q} --out {output:q} 2> {log:q}"
 )
 
 
-def train_params(model_id, indices=""):
+def train_params(model_id, indices="", init=""):
+    """The training rules' params; ``init``: the coreset models' initialisation option."""
     return dict(
         model_id=model_id,
         model=cli_args("model"),
         train=train_args("{seed}"),
         eval_batch_size=config["probe"]["batch_size"],
         indices=indices,
+        init=init,
         state=f"results/seed-{{seed}}/train_state/{model_id}.pt",
     )
 

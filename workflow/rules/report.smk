@@ -108,7 +108,8 @@ rule seeds:
     params:
         seeds=" ".join(str(seed) for seed in SEEDS),
         config_json=json.dumps(config, sort_keys=True),
-        figures_dir="results/figures",
+        # the folder of the figures written (a function of output: no hard-coded prefix)
+        figures_dir=lambda wildcards, output: Path(output.figures[0]).parent,
         code=code_hash("seeds"),
     shell:
         "compreps seeds --seeds {params.seeds} --accuracy {input.accuracy:q}"

@@ -67,8 +67,8 @@ rule train_coreset:
     params:
         **train_params(
             "{coreset}-{fraction}",
-            "--indices results/seed-{seed}/coresets/{coreset}-{fraction}.csv"
-            " --coreset-init " + config["coreset"]["init"],
+            "--indices results/seed-{seed}/coresets/{coreset}-{fraction}.csv",
+            f"--coreset-init {config['coreset']['init']}",
         ),
     shell:
         TRAIN_COMMAND
