@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slurm
 
 PROFILE = Path("profiles/slurm")
 NO_GPU = Path("tests/cluster/no-gpu.yaml")
+SMALL_DAG = Path("tests/cluster/small-dag.yaml")
 RUN_TIMEOUT_S = 900
 QUERY_TIMEOUT_S = 30
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
@@ -127,6 +128,7 @@ def snakemake_args(*extra: str) -> list[str]:
         "--configfile",
         "presets/ci.yaml",
         str(NO_GPU),
+        str(SMALL_DAG),
         *extra,
     ]
 
@@ -218,7 +220,8 @@ def prepare_copy(workdir: Path, cluster: dict) -> None:
         if not (workdir / folder).exists():
             shutil.copytree(ROOT / folder, workdir / folder)
     (workdir / NO_GPU).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / NO_GPU, workdir / NO_GPU)
+    for overlay in (NO_GPU, SMALL_DAG):
+        shutil.copy2(ROOT / overlay, workdir / overlay)
     localise_profile(workdir, cluster)
 
 
