@@ -99,7 +99,7 @@ BAD_CONFIGS = [
         "structured-family-dropped-levels-kept",
         {"families": ["coreset", "prune", "quant", "struct_l1", "fold"]},
         "bad.yaml: config key families = ['coreset', 'prune', 'quant', 'struct_l1', 'fold'] "
-        "leaves out nexp, but nexp/levels lists [0.1, 0.3]: set nexp/levels: [] to run "
+        "leaves out nexp, but nexp/levels lists [0.3]: set nexp/levels: [] to run "
         "without the nexp family, or list nexp",
     ),
     (
@@ -171,7 +171,7 @@ BAD_CONFIGS = [
         {"train": {"epoch": 3}},
         "bad.yaml: config key train/epoch: Additional properties are not allowed ('epoch' was "
         "unexpected); allowed keys: batch_size, compile, deterministic, epochs, lr, momentum, "
-        "precision, schedule, seed, state_interval_s, weight_decay",
+        "precision, schedule, seeds, state_interval_s, weight_decay",
     ),
     (
         "learning-rate-zero",
@@ -254,7 +254,7 @@ BAD_CONFIGS = [
     ),
     (
         "base-checkpoint-missing",
-        {"base_checkpoint": "weights/base.pt"},
+        {"base_checkpoint": "weights/base.pt", "train": {"seeds": [42]}},  # one base, one seed
         "bad.yaml: config key base_checkpoint = 'weights/base.pt': no such file (give the "
         "path of a compreps checkpoint or a saved state dict, or null to train)",
     ),

@@ -4,6 +4,7 @@ were, and its removal reruns the summary across seeds only."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 
@@ -73,6 +74,8 @@ def test_the_seeds_differ_and_the_spread_is_theirs(two_seeds):
     assert np.allclose(spread["accuracy_min"], np.minimum(a, b))
     report = (results / "report.md").read_text()
     assert "seed-42/report.md" in report and "seed-7/report.md" in report
+    # each seed's own report shows its own configuration: train.seeds = [that seed]
+    assert re.search(r'"seeds": \[\s*7\s*\]', (results / "seed-7/report.md").read_text())
     correlations = {s: pd.read_csv(results / f"seed-{s}/tables/correlations.csv") for s in (42, 7)}
     for metric in correlations[42]["metric"].unique():
         assert metric in report, metric
