@@ -329,3 +329,12 @@ def test_covariance_spectrum_without_the_layer_or_with_a_damaged_file(tmp_path):
     (tmp_path / "b.h5").write_bytes(b"not hdf5")
     with pytest.raises(CompRepsError, match="truncated or corrupt"):
         figures_models.covariance_spectrum(tmp_path / "b.h5")
+
+
+def test_report_names_its_seed_and_the_coreset_initialisation(full_run, tmp_path):
+    config = {"train": {"seeds": [43]}, "coreset": {"init": "independent"}}
+    line = report.replicate_line(config)
+    assert "Training seed 43" in line and "(`coreset.init`): independent" in line
+    assert "not recorded" in report.replicate_line({}).split(";")[0]
+    text = write_full_report(full_run, tmp_path / "report.md").read_text()
+    assert "coreset models' initial weights (`coreset.init`): not recorded" in text

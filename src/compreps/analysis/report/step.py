@@ -204,6 +204,17 @@ def figures_section(figures: list[Path], out: Path, names=FIGURE_NAMES) -> str:
     return "\n".join(lines)
 
 
+def replicate_line(config: dict) -> str:
+    """The replicate seed of this report and the coreset models' initialisation."""
+    train, coreset = config.get("train", {}), config.get("coreset", {})
+    seeds = ", ".join(str(seed) for seed in train.get("seeds", [])) or "not recorded"
+    init = coreset.get("init", "not recorded")
+    return (
+        f"Training seed {seeds} (`train.seeds`: the report across seeds is "
+        f"`results/report.md`); coreset models' initial weights (`coreset.init`): {init}.\n"
+    )
+
+
 def software_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in SOFTWARE:
@@ -311,6 +322,7 @@ def write_report(
         "# compreps reproduction report\n",
         f"Reproduction of {PAPER_TITLE}. This run's numbers stand beside the paper's printed "
         "values for every row of Tables 1-3; correlations use the compressed models only.\n",
+        replicate_line(config),
         scale_section(scale),
         accuracy_section(accuracy, paper),
         correlation_section(correlations, paper, config),
