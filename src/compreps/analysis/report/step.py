@@ -1,6 +1,6 @@
-"""``results/report.md``: this run's Tables 1-3 beside the paper's values, the findings (each
-claim of the paper checked on this run), the figures, the run configuration and the software
-versions (``report`` step).
+"""``results/seed-<seed>/report.md``: one seed's Tables 1-3 beside the paper's values, the
+findings (each claim of the paper checked on this seed's run), the figures, the run
+configuration and the software versions (``report`` step).
 
 The paper's values come from :mod:`compreps.analysis.paper` (every printed cell of both versions,
 with
@@ -280,7 +280,7 @@ def balance_section(path: str | os.PathLike | None) -> str:
     head += ["training min", "training max", "largest gap"]
     return (
         "## Coreset selections: class balance\n\nShare of each class in every selection "
-        "(results/tables/coreset_balance.csv has every class).\n\n"
+        "(`tables/coreset_balance.csv` beside this report has every class).\n\n"
         + markdown_table(head, rows)
         + "\n"
     )
@@ -353,7 +353,7 @@ def write_findings_table(found, out: str | os.PathLike) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``report``: write results/report.md from the tables, figures and config."""
+    """``report``: write one seed's report.md from the tables, figures and config."""
     parser = step_parser(argv[0], "Write the Markdown reproduction report.", TABLES)
     parser.add_argument("--figures", nargs="+", required=True, help="results/figures/*.png|pdf")
     parser.add_argument("--config-json", required=True, help="the run configuration as JSON")
