@@ -5,14 +5,25 @@ were, and its removal reruns the summary across seeds only."""
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import planned_jobs, planned_outputs, run_snakemake, write_overlay
+from conftest import (
+    planned_jobs,
+    planned_outputs,
+    run_snakemake,
+    snakemake_env,
+    write_overlay,
+)
 
+from compreps.core.config import read_config
+from compreps.core.settings import config_arguments
 from compreps.core.vocabulary import ACCURACY_TABLE_COLUMNS
 
 pytestmark = pytest.mark.workflow
@@ -85,3 +96,37 @@ def test_removing_a_seed_reruns_only_the_summary(two_seeds):
     workdir, _, _ = two_seeds
     jobs = planned_jobs(workdir)  # presets/ci.yaml alone: train.seeds [42]
     assert set(jobs) == SUMMARY_RULES, jobs
+
+
+def test_a_third_seed_plans_only_its_jobs(two_seeds):
+    workdir, _, _ = two_seeds
+    overlay = write_overlay(workdir, "three.yaml", {"train": {"seeds": [42, 7, 8]}})
+    planned = planned_outputs(workdir, "--configfile", "presets/ci.yaml", overlay)
+    counts = Counter(rule for rule, _ in planned)
+    assert counts["train_base"] == 1 and counts["activations"] == CI_MODELS, counts
+    for rule, outputs in planned:
+        if rule not in SUMMARY_RULES:
+            assert all(path.startswith("results/seed-8/") for path in outputs), (rule, outputs)
+
+
+def test_one_seed_is_the_run_before_seeds(ci_run, tmp_path):
+    """The ci run's seed-42 base is the network `compreps train` makes from the config's model
+    and train sections with seed 42, run as the rule did before seeds: same weights, bit for
+    bit (the seed list and its wiring change nothing of a one-seed run)."""
+    import torch
+
+    from compreps.model.checkpoints import load_checkpoint
+
+    config, _ = read_config([ci_run / "config.yaml", ci_run / "presets/ci.yaml"])
+    assert config["train"]["seeds"] == [42]
+    out = tmp_path / "base.pt"
+    command = [sys.executable, "-m", "compreps", "train", "--model-id", "base"]
+    command += ["--data", "results/data/dataset.json"]
+    command += shlex.split(config_arguments(config, "model", "train"))
+    command += ["--eval-batch-size", str(config["probe"]["batch_size"]), "--out", str(out)]
+    subprocess.run(command, cwd=ci_run, env=snakemake_env(), check=True, capture_output=True)
+    direct, _ = load_checkpoint(out)
+    workflow, meta = load_checkpoint(ci_run / "results/seed-42/checkpoints/base.pt")
+    assert meta["seed"] == meta["init_seed"] == 42
+    assert direct.keys() == workflow.keys()
+    assert all(torch.equal(direct[key], workflow[key]) for key in workflow)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slurm
 
 PROFILE = Path("profiles/slurm")
 NO_GPU = Path("tests/cluster/no-gpu.yaml")
-SMALL_DAG = Path("tests/cluster/small-dag.yaml")
+SMALL_DAG = Path("tests/small-dag.yaml")
 RUN_TIMEOUT_S = 900
 QUERY_TIMEOUT_S = 30
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
@@ -295,6 +295,11 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
         time.sleep(1)
 
 
+def slurm_job_state(job_id: str) -> str:
+    """The job's state as squeue prints it (PENDING, RUNNING, ...; empty once it is gone)."""
+    return slurm_query("squeue", "--noheader", "--jobs", job_id, "--format=%T").stdout.strip()
+
+
 def slurm_job_of_rule(rule: str) -> str | None:
     """The SLURM id of the running or pending job whose comment names ``rule``."""
     proc = slurm_query("squeue", "--noheader", "--format=%i|%k|%T")
@@ -337,6 +342,11 @@ def test_requeued_training_resumes_bit_identical(tmp_path):
         assert job_id, slurm_query("squeue").stdout
         requeue = slurm_query("scontrol", "requeue", job_id)
         assert requeue.returncode == 0, requeue.stderr
+        # SLURM holds a requeued job back (its BeginTime two minutes on): once it is pending
+        # again, let it start now
+        wait_for(lambda: slurm_job_state(job_id) == "PENDING", 120, "the requeued job pending")
+        release = slurm_query("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+        assert release.returncode == 0, release.stderr
         # the uninterrupted reference, run locally while the requeued job trains
         local = subprocess.run(
             train_command("--cores", "1"),
