@@ -124,7 +124,9 @@ def test_one_seed_is_the_run_before_seeds(ci_run, tmp_path):
     command += ["--data", "results/data/dataset.json"]
     command += shlex.split(config_arguments(config, "model", "train"))
     command += ["--eval-batch-size", str(config["probe"]["batch_size"]), "--out", str(out)]
-    subprocess.run(command, cwd=ci_run, env=snakemake_env(), check=True, capture_output=True)
+    # the job's thread count, as Snakemake sets it: CPU kernels sum in a thread-dependent order
+    env = {**snakemake_env(), "OMP_NUM_THREADS": str(config["resources"]["train"]["threads"])}
+    subprocess.run(command, cwd=ci_run, env=env, check=True, capture_output=True)
     direct, _ = load_checkpoint(out)
     workflow, meta = load_checkpoint(ci_run / "results/seed-42/checkpoints/base.pt")
     assert meta["seed"] == meta["init_seed"] == 42
