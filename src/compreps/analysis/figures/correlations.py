@@ -14,6 +14,7 @@ from compreps.analysis.figures.style import (
     FAMILY_MARKERS,
     empty_panel,
     model_rows,
+    panel_grid,
     plt,
 )
 from compreps.analysis.paper import paper_value, paper_values
@@ -72,12 +73,7 @@ def plot_metric_vs_accuracy(
     corr = correlations[correlations["scope"] == scope].set_index("metric")
     names = table2_metrics(correlations)
     rows = drop_table(metrics, accuracy, scope)
-    nrows = max(1, math.ceil(len(names) / NCOLS))
-    fig, axes = plt.subplots(
-        nrows, NCOLS, figsize=(3.0 * NCOLS, 2.7 * nrows), sharey=True, squeeze=False
-    )
-    for ax in axes.ravel()[len(names) :]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(names), NCOLS, 3.0, 2.7, sharey=True)
     if not names:
         axes[0, 0].set_visible(True)
         empty_panel(axes[0, 0], "no Table 2 metric in the correlation table")

@@ -7,7 +7,6 @@ named in a note on the figure, never an error."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from compreps.analysis.figures.style import (
     empty_panel,
     model_rows,
     note_missing,
+    panel_grid,
     plt,
     say,
 )
@@ -169,11 +169,8 @@ def plot_hierarchy_deviation(metrics: pd.DataFrame):
     missing = [f"metric {prefix}*" for prefix, name in names.items() if name is None]
     drawn, absent = drawn_families(rows["family"])
     panels = drawn + absent  # the study's families get a panel that says they are absent
-    ncols = min(3, max(len(panels), 1))
-    nrows = math.ceil(max(len(panels), 1) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.4 * nrows), squeeze=False)
-    for ax in axes.ravel()[len(panels) :]:
-        ax.set_visible(False)  # a grid cell no family fills
+    # a grid cell no family fills is hidden
+    fig, axes = panel_grid(len(panels), min(3, max(len(panels), 1)), 4.4, 3.4)
     for ax, family in zip(axes.ravel(), panels, strict=False):
         ax.set_title(family)
         ax.set_xlabel(LEVEL_AXES.get(family, "level"))

@@ -159,6 +159,19 @@ def layer_label(layer: str) -> str:
     return layer.upper() if layer == FC_LAYER else layer
 
 
+def panel_grid(n_panels: int, ncols: int, width: float, height: float, **subplots):
+    """``(fig, axes)`` of small multiples: ``ncols`` columns of ``width`` × ``height`` inches,
+    as many rows as ``n_panels`` needs (at least one), the cells no panel fills hidden; ``axes``
+    is the 2-D array (``subplots``: more options of ``plt.subplots``, e.g. ``sharey``)."""
+    nrows = max(1, math.ceil(n_panels / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **subplots
+    )
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     """Write ``name``.png and ``name``.pdf atomically, both cropped to the figure's tight box;
     close the figure. One Agg render at :data:`DPI` gives the PNG's pixels and the box, so the

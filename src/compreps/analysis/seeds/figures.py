@@ -19,6 +19,7 @@ from compreps.analysis.figures.style import (
     LEVEL_AXES,
     drawn_families,
     empty_panel,
+    panel_grid,
     plt,
 )
 from compreps.core import families
@@ -64,14 +65,9 @@ def top_legend(fig, handles: list, ncol: int) -> None:
 
 
 def _grid(n_panels: int, ncols: int, width: float, height: float):
-    """``(fig, axes)`` of ``n_panels`` small multiples (the unused axes hidden)."""
-    ncols = max(1, min(ncols, n_panels))
-    nrows = max(1, math.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, sharey=True
-    )
-    for ax in axes.ravel()[n_panels:]:
-        ax.set_visible(False)
+    """``(fig, flat axes)`` of ``n_panels`` (>= 1) small multiples sharing y, in at most
+    ``ncols`` columns."""
+    fig, axes = panel_grid(n_panels, min(ncols, n_panels), width, height, sharey=True)
     return fig, axes.ravel()
 
 
