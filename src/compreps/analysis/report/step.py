@@ -352,6 +352,14 @@ def write_findings_table(found, out: str | os.PathLike) -> None:
         table.to_csv(tmp, index=False)
 
 
+def read_config_json(text: str) -> dict:
+    """The run configuration given as ``--config-json``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CompRepsError(f"--config-json is not valid JSON: {err}") from err
+
+
 def main(argv: list[str]) -> int:
     """``report``: write one seed's report.md from the tables, figures and config."""
     parser = step_parser(argv[0], "Write the Markdown reproduction report.", TABLES)
@@ -363,10 +371,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--findings-out", help="results/seed-<seed>/tables/findings.csv")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv[1:])
-    try:
-        config = json.loads(args.config_json)
-    except json.JSONDecodeError as err:
-        raise CompRepsError(f"--config-json is not valid JSON: {err}") from err
+    config = read_config_json(args.config_json)
     path = write_report(
         args.accuracy,
         args.correlations,

@@ -153,11 +153,10 @@ def findings_section(combined: pd.DataFrame, findings: dict) -> str:
 
 
 def seed_reports_section(reports: dict, out: Path) -> str:
-    lines = [
-        f"- seed {seed}: [{Path(os.path.relpath(path, out.parent)).as_posix()}]"
-        f"({Path(os.path.relpath(path, out.parent)).as_posix()})"
-        for seed, path in reports.items()
-    ]
+    links = {
+        seed: Path(os.path.relpath(path, out.parent)).as_posix() for seed, path in reports.items()
+    }
+    lines = [f"- seed {seed}: [{link}]({link})" for seed, link in links.items()]
     return "## Each seed's full report\n\n" + "\n".join(lines) + "\n"
 
 

@@ -12,13 +12,13 @@ figures of :data:`~compreps.core.vocabulary.SEED_FIGURE_NAMES`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from compreps.analysis.figures.style import save_figure
+from compreps.analysis.report.step import read_config_json
 from compreps.analysis.seeds.figures import (
     plot_correlation_spread,
     plot_seeds_accuracy_vs_level,
@@ -162,10 +162,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--figures-dir", required=True, help="results/figures")
     parser.add_argument("--out", required=True, help="results/report.md")
     args = parser.parse_args(argv[1:])
-    try:
-        config = json.loads(args.config_json)
-    except json.JSONDecodeError as err:
-        raise CompRepsError(f"--config-json is not valid JSON: {err}") from err
+    config = read_config_json(args.config_json)
     inputs = read_inputs(args.seeds, {o: getattr(args, o) for o in [*TABLES, "reports"]})
     summaries = summarise_seeds(inputs)
     for name in OUTPUTS:
