@@ -18,6 +18,7 @@ from compreps.core.config import (
     schema_errors,
 )
 from compreps.core.files import CompRepsError
+from compreps.core.vocabulary import CORESET_INITS
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,12 @@ def test_schema_layer_enum_is_the_models_module_names():
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     assert schema["$defs"]["layers"]["items"]["enum"] == layer_names("resnet18")
+
+
+def test_schema_coreset_init_enum_is_the_vocabulary():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    init = schema["properties"]["coreset"]["properties"]["init"]["enum"]
+    assert tuple(init) == CORESET_INITS
 
 
 def test_minimum_model_count_is_the_correlations_minimum():

@@ -67,11 +67,6 @@ FIGURES = expand(
     name=FIGURE_NAMES,
     ext=vocabulary.FIGURE_FORMATS,
 )
-SEED_FIGURES = expand(
-    "results/figures/{name}.{ext}",
-    name=vocabulary.SEED_FIGURE_NAMES,
-    ext=vocabulary.FIGURE_FORMATS,
-)
 
 
 def figure_outputs(folder, names, category):

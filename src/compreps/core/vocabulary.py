@@ -152,6 +152,8 @@ CORRELATION_COLUMNS = (
 )
 SENSITIVITY_WEIGHT_COLUMNS = tuple(f"w_{key}" for key in REPS_WEIGHT_KEYS)
 SENSITIVITY_COLUMNS = ("config", *SENSITIVITY_WEIGHT_COLUMNS, "n", *COEFFICIENTS)
+# coreset.init: a coreset model starts from its seed's base initial weights, or from its own
+CORESET_INITS = ("shared", "independent")
 # results/seed-<seed>/tables/findings.csv: each claim's verdict on one seed's run (report step)
 FINDING_COLUMNS = ("id", "claim", "verdict", "run", "reason")
 # Correlation scopes: every compressed model ("all"); the paper's three families ("paper": the 24

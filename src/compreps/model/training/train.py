@@ -41,7 +41,7 @@ from torch import nn
 from compreps.core.families import names
 from compreps.core.files import CompRepsError, log, progress_bar
 from compreps.core.settings import ModelSettings, TrainSettings, add_arguments, from_arguments
-from compreps.core.vocabulary import parse_model_id
+from compreps.core.vocabulary import CORESET_INITS, parse_model_id
 from compreps.model.checkpoints import checkpoint_meta, cpu_state_dict, save_checkpoint
 from compreps.model.data.coreset import read_coreset
 from compreps.model.data.datasets import add_data_argument, load_prepared
@@ -343,7 +343,7 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--state", help="resume state file (every train.state_interval_s)")
     parser.add_argument(
         "--coreset-init",
-        choices=("shared", "independent"),
+        choices=CORESET_INITS,
         default="shared",
         help="a coreset model's initial weights: its seed's base's (shared) or its own",
     )
